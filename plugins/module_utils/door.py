@@ -1,0 +1,94 @@
+# -*- coding: utf-8 -*-
+# Copyright: portknock.knock contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The door: a knock sequence that opens protected ports for a while.
+
+One validated, immutable description shared by every enforcer (iptables
+``-m recent`` chains, nftables sets, Debian's knockd, the bundled daemon).
+Renderers take Doors; nothing else re-validates door fields.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import collections
+import re
+
+from .sequence import (KnockValueError, parse_sequence, parse_ports, parse_protocol,
+                       parse_timeout, parse_tcpflags)
+
+IP_VERSIONS = ('ipv4', 'ipv6', 'both')
+# iptables chain names are at most 28 characters; the longest chain we build
+# is PREFIX + name + '-' + a two-digit step suffix.
+CHAIN_PREFIX = 'PK-'
+MAX_NAME_LENGTH = 20
+NAME_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_]*$')
+
+DEFAULT_STEP_TIMEOUT = 10
+DEFAULT_OPEN_WINDOW = 30
+DEFAULT_SEQ_TIMEOUT = 25   # knockd's default
+DEFAULT_CMD_TIMEOUT = 10   # knockd's default
+
+Door = collections.namedtuple('Door', [
+    'name',          # str, [A-Za-z0-9_], at most MAX_NAME_LENGTH
+    'sequence',      # tuple of sequence.Step
+    'step_timeout',  # int seconds allowed between two knocks
+    'open_window',   # int seconds the door stays open after the last knock
+    'ports',         # tuple of protected ports
+    'protocol',      # 'tcp' or 'udp' for the protected ports
+    'ip_version',    # 'ipv4', 'ipv6' or 'both'
+    'tcpflags',      # tuple of sequence.TcpFlag (knockd enforcers)
+])
+
+
+def parse_name(value):
+    name = str(value if value is not None else '')
+    if not NAME_RE.match(name):
+        raise KnockValueError('door name %r must start with a letter or digit and contain only letters, digits and _' % (value,))
+    if len(name) > MAX_NAME_LENGTH:
+        raise KnockValueError('door name %r is too long for a chain name (%d > %d characters)' % (value, len(name), MAX_NAME_LENGTH))
+    return name
+
+
+def parse_ip_version(value):
+    text = str(value).strip().lower()
+    if text not in IP_VERSIONS:
+        raise KnockValueError('ip_version %r is not one of %s' % (value, ', '.join(IP_VERSIONS)))
+    return text
+
+
+def make_door(name, sequence, port, step_timeout=DEFAULT_STEP_TIMEOUT, open_window=DEFAULT_OPEN_WINDOW,
+              protocol='tcp', ip_version='both', tcpflags=None):
+    """Validate every field and return a Door, or raise KnockValueError naming the bad value."""
+    steps = parse_sequence(sequence)
+    ports = parse_ports(port, 'protected port')
+    proto = parse_protocol(protocol, 'protocol')
+    for step in steps:
+        if step.protocol == proto and step.port in ports:
+            raise KnockValueError('knock port %s is also a protected port: a knock would be a connection attempt' % step)
+    return Door(
+        name=parse_name(name),
+        sequence=steps,
+        step_timeout=parse_timeout(step_timeout, 'step_timeout'),
+        open_window=parse_timeout(open_window, 'open_window'),
+        ports=ports,
+        protocol=proto,
+        ip_version=parse_ip_version(ip_version),
+        tcpflags=parse_tcpflags(tcpflags),
+    )
+
+
+def door_from_dict(data):
+    """Build a Door from a role/site.yml dictionary (the same keys as the module)."""
+    known = ('name', 'sequence', 'port', 'step_timeout', 'open_window', 'protocol', 'ip_version', 'tcpflags')
+    kwargs = dict((key, data[key]) for key in known if data.get(key) is not None)
+    missing = [key for key in ('name', 'sequence', 'port') if key not in kwargs]
+    if missing:
+        raise KnockValueError('door %r is missing %s' % (data.get('name'), ', '.join(missing)))
+    return make_door(**kwargs)
+
+
+def families(door):
+    """The address families a door covers, as ('ipv4',), ('ipv6',) or both."""
+    return ('ipv4', 'ipv6') if door.ip_version == 'both' else (door.ip_version,)
