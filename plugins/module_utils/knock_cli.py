@@ -1,0 +1,221 @@
+# -*- coding: utf-8 -*-
+# Copyright: portknock.knock contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The ``knock`` command: knockd-compatible client plus an ssh ProxyCommand mode.
+
+    knock [-u] [-d MS] [-4|-6] [-v] [-s SOURCE] HOST PORT[:PROTO]...
+    knock --proxy [-d MS] [-4|-6] [--knock-host H] [--connect-timeout S] HOST PORT [SEQUENCE...]
+
+In proxy mode (``ssh -o ProxyCommand='knock --proxy %h %p 7000,8000:udp' host``)
+the host is resolved once, knocked, and the SAME address is connected to; the
+connection is then relayed between stdin/stdout and the socket.  When no
+sequence is given on the command line it is read from the environment
+variable PORTKNOCK_SEQUENCE (keeps it out of ``ps`` and of ssh -v logs).
+All sending goes through knock_sender.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import argparse
+import errno
+import os
+import select
+import socket
+import sys
+import time
+
+from .knock_sender import KnockSendError, knock, resolve, send_knocks, sockaddr
+from .sequence import KnockValueError, parse_port, parse_sequence
+
+PROG = 'knock'
+SEQUENCE_ENV = 'PORTKNOCK_SEQUENCE'
+DEFAULT_CONNECT_TIMEOUT = 10.0   # seconds the proxy keeps trying after the knock
+ATTEMPT_TIMEOUT = 0.5            # one connect attempt; the door may open a few ms late
+BUFSIZE = 65536
+# Marker the connection plugin looks for in ssh's stderr.
+CLOSED_MARKER = 'knock sent but port stayed closed'
+
+
+class ProxyError(Exception):
+    """The proxy could not reach the port after knocking."""
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description='Send a port knock sequence (TCP: one SYN per step, UDP: one datagram), '
+                    'optionally then relay a connection for ssh ProxyCommand.')
+    parser.add_argument('-u', '--udp', action='store_true',
+                        help='make UDP the default protocol for ports without :proto')
+    parser.add_argument('-d', '--delay', type=int, default=0, metavar='MS',
+                        help='wait MS milliseconds between knocks (default 0)')
+    family = parser.add_mutually_exclusive_group()
+    family.add_argument('-4', '--ipv4', dest='family', action='store_const', const=4,
+                        help='resolve and knock over IPv4 only')
+    family.add_argument('-6', '--ipv6', dest='family', action='store_const', const=6,
+                        help='resolve and knock over IPv6 only')
+    parser.add_argument('-v', '--verbose', action='store_true', help='say what is sent (to stderr)')
+    parser.add_argument('-s', '--source', metavar='ADDRESS', help='send knocks from this local address')
+    parser.add_argument('--proxy', action='store_true',
+                        help='proxy mode: arguments are HOST PORT [SEQUENCE...]; knock HOST, then '
+                             'connect to the same address on PORT and relay stdin/stdout')
+    parser.add_argument('--knock-host', metavar='HOST',
+                        help='proxy mode: knock this host instead of HOST (resolved in the same family)')
+    parser.add_argument('--connect-timeout', type=float, default=DEFAULT_CONNECT_TIMEOUT, metavar='SECONDS',
+                        help='proxy mode: keep trying to connect for this long after knocking (default %(default)s)')
+    parser.add_argument('host', help='host name or address')
+    parser.add_argument('ports', nargs='*', metavar='PORT[:PROTO]',
+                        help='knock steps (also comma separated); in proxy mode PORT then the steps')
+    return parser
+
+
+def parse_args(argv=None):
+    """Parse and validate; returns the argparse namespace with ``sequence`` (Steps) and ``port``."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    default_protocol = 'udp' if args.udp else 'tcp'
+    items = list(args.ports)
+    args.port = None
+    if args.proxy:
+        if not items:
+            parser.error('--proxy needs HOST PORT [SEQUENCE...]')
+        try:
+            args.port = parse_port(items.pop(0), 'proxy port')
+        except KnockValueError as exc:
+            parser.error(str(exc))
+        if not items and os.environ.get(SEQUENCE_ENV):
+            items = [os.environ[SEQUENCE_ENV]]
+    elif args.knock_host:
+        parser.error('--knock-host only makes sense with --proxy')
+    if not items:
+        parser.error('no knock sequence given' + (' (nor in $%s)' % SEQUENCE_ENV if args.proxy else ''))
+    if args.delay < 0:
+        parser.error('delay %r must be 0 or more milliseconds' % args.delay)
+    if args.connect_timeout <= 0:
+        parser.error('connect timeout %r must be greater than 0' % args.connect_timeout)
+    try:
+        args.sequence = parse_sequence(' '.join(items), default_protocol)
+    except KnockValueError as exc:
+        parser.error(str(exc))
+    return args
+
+
+def _say(args, text):
+    if args.verbose:
+        sys.stderr.write('%s: %s\n' % (PROG, text))
+        sys.stderr.flush()
+
+
+def run_knock(args):
+    """Plain mode: knock and return the address knocked."""
+    fam, address = resolve(args.host, args.family)
+    _say(args, 'knocking %s (%s)' % (args.host, address))
+    for step in send_knocks(address, args.sequence, delay_ms=args.delay, family=fam, source=args.source):
+        _say(args, 'hitting %s %s:%d' % (step.protocol, address, step.port))
+    return address
+
+
+def connect_after_knock(family, address, port, timeout, attempt_timeout=ATTEMPT_TIMEOUT,
+                        clock=time.monotonic):
+    """Connect to ``address``:``port``, retrying until ``timeout`` seconds passed.
+
+    Returns the connected socket or raises ProxyError naming the port.
+    """
+    fam, addr = sockaddr(address, port, family)
+    deadline = clock() + timeout
+    last = None
+    while True:
+        remaining = deadline - clock()
+        if remaining <= 0:
+            break
+        sock = socket.socket(fam, socket.SOCK_STREAM)
+        sock.settimeout(min(attempt_timeout, remaining))
+        try:
+            sock.connect(addr)
+            sock.settimeout(None)
+            return sock
+        except socket.timeout:
+            last = 'no answer (filtered?)'
+        except OSError as exc:
+            last = exc.strerror or str(exc)
+            # a refused port answers at once: do not spin
+            time.sleep(min(0.05, max(0.0, deadline - clock())))
+        sock.close()
+    raise ProxyError('%s: %s port %d after %.1f s (%s)' % (CLOSED_MARKER, address, port, timeout, last))
+
+
+def relay(sock, infd=0, outfd=1):
+    """Copy ``infd`` -> sock and sock -> ``outfd`` until the socket side ends.
+
+    EOF on ``infd`` half-closes the socket (shutdown SHUT_WR) and keeps
+    reading; EOF from the socket ends the relay.
+    """
+    in_open = True
+    while True:
+        rlist = [sock] + ([infd] if in_open else [])
+        readable = select.select(rlist, [], [])[0]
+        if in_open and infd in readable:
+            data = os.read(infd, BUFSIZE)
+            if data:
+                sock.sendall(data)
+            else:
+                in_open = False
+                try:
+                    sock.shutdown(socket.SHUT_WR)
+                except OSError:
+                    pass
+        if sock in readable:
+            try:
+                data = sock.recv(BUFSIZE)
+            except OSError as exc:
+                if exc.errno == errno.ECONNRESET:
+                    return
+                raise
+            if not data:
+                return
+            view = memoryview(data)
+            while view:
+                written = os.write(outfd, view)
+                view = view[written:]
+
+
+def run_proxy(args):
+    """Proxy mode: resolve once, knock, connect to the same address, relay."""
+    fam, address = resolve(args.host, args.family)
+    knock_address = address
+    if args.knock_host:
+        knock_address = resolve(args.knock_host, fam)[1]
+    _say(args, 'knocking %s (%s)' % (args.knock_host or args.host, knock_address))
+    send_knocks(knock_address, args.sequence, delay_ms=args.delay, family=fam, source=args.source)
+    sock = connect_after_knock(fam, address, args.port, args.connect_timeout)
+    _say(args, 'connected to %s port %d' % (address, args.port))
+    if not args.verbose:
+        # ssh with ControlPersist waits for EOF on the stderr it gave us: let go of it.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+        os.close(devnull)
+    try:
+        relay(sock)
+    finally:
+        sock.close()
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    try:
+        if args.proxy:
+            run_proxy(args)
+        else:
+            run_knock(args)
+    except (KnockSendError, ProxyError) as exc:
+        sys.stderr.write('%s: %s\n' % (PROG, exc))
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
