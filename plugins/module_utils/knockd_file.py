@@ -1,0 +1,97 @@
+# -*- coding: utf-8 -*-
+# Copyright: portknock.knock contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Edit a knockd.conf on the host from a module: read, validate, edit, diff, atomic write.
+
+The one flow shared by the ``knockd_stanza`` and ``knockd_options`` modules::
+
+    edit_knockd_conf(module, path, edit, create=True, backup=False, mode='0600')
+
+``edit(conf)`` receives the parsed ``KnockdConf`` and returns a list of
+changed keys (``[]``: nothing to do).  The existing file is parsed first (a
+file knockd could not read, or with duplicate sections, fails naming the line
+and value and is left untouched), the edited text is parsed again before it
+is written, the write goes through a temporary file in the same directory
+created with mode 0600 and ``module.atomic_move``.  Check mode and diff are
+handled here.  The function ends the module with ``exit_json``/``fail_json``.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import os
+import tempfile
+
+from .knockd_conf import KnockdConfError, parse
+from .sequence import KnockValueError
+
+COMMON_ARGUMENT_SPEC = dict(
+    path=dict(type='path', default='/etc/knockd.conf'),
+    backup=dict(type='bool', default=False),
+    mode=dict(type='raw', default='0600'),
+    create=dict(type='bool', default=True),
+)
+
+
+def _read(module, path, create):
+    if os.path.isdir(path):
+        module.fail_json(msg='%s is a directory, not a knockd.conf' % path)
+    if not os.path.exists(path):
+        if not create:
+            module.fail_json(msg='%s does not exist and create=false' % path)
+        if not os.path.isdir(os.path.dirname(path) or '.'):
+            module.fail_json(msg='directory of %s does not exist' % path)
+        return None
+    try:
+        with open(path, 'rb') as handle:
+            return handle.read().decode('utf-8', 'surrogateescape')
+    except (IOError, OSError) as error:
+        module.fail_json(msg='cannot read %s: %s' % (path, error))
+
+
+def _write(module, path, text):
+    directory = os.path.dirname(path) or '.'
+    fd, tmp = tempfile.mkstemp(prefix='.knockd.conf.', dir=directory)  # mode 0600
+    try:
+        with os.fdopen(fd, 'wb') as handle:
+            handle.write(text.encode('utf-8', 'surrogateescape'))
+        module.atomic_move(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def edit_knockd_conf(module, path, edit, create=True, backup=False, mode='0600', result=None):
+    """Apply ``edit`` to the knockd.conf at ``path`` and end the module (see module docstring)."""
+    result = dict(result or {})
+    before = _read(module, path, create)
+    exists = before is not None
+    before = before or ''
+    try:
+        conf = parse(before)
+    except KnockdConfError as error:
+        module.fail_json(msg='%s: %s (file left untouched)' % (path, error), **result)
+    try:
+        changed_keys = edit(conf)
+        after = conf.render()
+        parse(after)
+    except KnockdConfError as error:
+        module.fail_json(msg='%s: the edited file would be invalid: %s' % (path, error), **result)
+    except KnockValueError as error:
+        module.fail_json(msg=str(error), **result)
+
+    content_changed = after != before
+    will_exist = exists or (content_changed and after != '')
+    result.update(changed_keys=list(changed_keys), backup_file=None)
+    if content_changed and not module.check_mode:
+        if backup and exists:
+            result['backup_file'] = module.backup_local(path)
+        _write(module, path, after)
+    changed = content_changed
+    if will_exist and (exists or not module.check_mode):
+        changed = module.set_mode_if_different(path, mode, changed)
+    if changed and not content_changed:
+        result['changed_keys'] = result['changed_keys'] + ['mode']
+    diff = dict(before=before, after=after, before_header=path, after_header=path)
+    module.exit_json(changed=changed, diff=diff, **result)
