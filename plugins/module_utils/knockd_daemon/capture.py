@@ -1,0 +1,117 @@
+# -*- coding: utf-8 -*-
+# Copyright: portknock.knock contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Packet capture without libpcap: AF_PACKET sockets, one per interface.
+
+SOCK_DGRAM sockets deliver the network-layer packet whatever the link type
+(Ethernet, loopback, PPP, tun), so packet.parse_ip reads them all.  Outgoing
+packets are skipped.  The kernel receive buffer is forced to 8 MiB so a burst
+does not drop knocks.  AF_PACKET sees packets before netfilter, so knocks the
+firewall drops are seen too.  Linux only; needs CAP_NET_RAW.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import json
+import socket
+import subprocess
+
+ETH_P_ALL = 0x0003
+SO_RCVBUFFORCE = 33
+PACKET_OUTGOING = 4
+SOL_PACKET = 263
+PACKET_IGNORE_OUTGOING = 23
+RECEIVE_BUFFER = 8 * 1024 * 1024
+SNAPLEN = 256   # enough for IP + extension headers + TCP/UDP header
+
+
+class CaptureError(OSError):
+    pass
+
+
+class Capture:
+    """AF_PACKET capture on ``interfaces`` (list of names)."""
+
+    def __init__(self, interfaces, receive_buffer=RECEIVE_BUFFER):
+        self.interfaces = list(interfaces)
+        self.sockets = []
+        self._buffer = bytearray(SNAPLEN)
+        try:
+            for name in self.interfaces:
+                self.sockets.append(self._open(name, receive_buffer))
+        except OSError:
+            self.close()
+            raise
+
+    @staticmethod
+    def _open(name, receive_buffer):
+        try:
+            sock = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(ETH_P_ALL))
+        except OSError as error:
+            raise CaptureError(error.errno, 'could not open %s: %s' % (name, error.strerror))
+        try:
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, receive_buffer)
+            except OSError:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+            try:
+                sock.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
+            except OSError:
+                pass  # kernel < 4.20: outgoing packets are skipped in read()
+            sock.bind((name, socket.htons(ETH_P_ALL)))
+            sock.setblocking(False)
+        except OSError as error:
+            sock.close()
+            raise CaptureError(error.errno, 'could not open %s: %s' % (name, error.strerror))
+        return sock
+
+    def fileno_map(self):
+        return dict((sock.fileno(), sock) for sock in self.sockets)
+
+    def read(self, sock, limit=256):
+        """Up to ``limit`` received network-layer packets waiting on ``sock`` (bytes)."""
+        packets = []
+        buffer = self._buffer
+        for _count in range(limit):
+            try:
+                size, address = sock.recvfrom_into(buffer)
+            except (BlockingIOError, InterruptedError):
+                break
+            if address[2] == PACKET_OUTGOING:
+                continue
+            packets.append(bytes(buffer[:size]))
+        return packets
+
+    def close(self):
+        for sock in self.sockets:
+            try:
+                sock.close()
+            except OSError:
+                pass
+        self.sockets = []
+
+
+def local_addresses(interfaces=None, run=subprocess.run):
+    """Numeric addresses (IPv4 and IPv6) configured on ``interfaces`` (all when None).
+
+    Reads ``ip -j addr``; returns a set (empty if ``ip`` fails).
+    """
+    try:
+        result = run(['ip', '-j', 'addr', 'show'], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        data = json.loads(result.stdout.decode('utf-8', 'replace') or '[]')
+    except (OSError, ValueError):
+        return set()
+    wanted = set(interfaces) if interfaces else None
+    addresses = set()
+    for link in data if isinstance(data, list) else []:
+        if not isinstance(link, dict):
+            continue
+        if wanted is not None and link.get('ifname') not in wanted:
+            continue
+        for info in link.get('addr_info') or []:
+            local = info.get('local') if isinstance(info, dict) else None
+            if local:
+                addresses.add(str(local).split('%')[0])
+    return addresses

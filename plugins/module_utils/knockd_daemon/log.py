@@ -1,0 +1,96 @@
+# -*- coding: utf-8 -*-
+# Copyright: portknock.knock contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""knockd's three output channels: logprint (syslog and/or log file), vprint, dprint.
+
+Same formats as knockd 0.8 so existing log watchers keep working: syslog
+ident ``knockd``, priority LOG_NOTICE, facility LOG_USER; log file lines
+``[YYYY-MM-DD HH:MM] message``; verbose and debug messages on stdout.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import sys
+import time
+
+try:
+    import syslog
+except ImportError:  # pragma: no cover - not on Linux
+    syslog = None
+
+SYSLOG_IDENT = 'knockd'
+
+
+class KnockdLog:
+    def __init__(self, verbose=False, debug=False, stream=None):
+        self.verbose = verbose
+        self.debug = debug
+        self.stream = stream or sys.stdout
+        self.use_syslog = False
+        self.logfile = None
+        self.logfile_path = None
+
+    def open_syslog(self):
+        if syslog is not None and not self.use_syslog:
+            syslog.openlog(SYSLOG_IDENT, 0, syslog.LOG_USER)
+            self.use_syslog = True
+
+    def open_logfile(self, path):
+        """(Re)open the log file in append mode; return an error text or None."""
+        self.close_logfile()
+        self.logfile_path = path
+        if not path:
+            return None
+        try:
+            self.logfile = open(path, 'a')
+        except (IOError, OSError) as error:
+            return 'warning: cannot open logfile: %s' % error
+        return None
+
+    def close_logfile(self):
+        if self.logfile is not None:
+            try:
+                self.logfile.close()
+            except (IOError, OSError):
+                pass
+            self.logfile = None
+
+    def logprint(self, message):
+        message = message.rstrip('\n')
+        if self.use_syslog:
+            syslog.syslog(syslog.LOG_NOTICE, message)
+        if self.logfile is not None:
+            stamp = time.strftime('%Y-%m-%d %H:%M', time.localtime())
+            try:
+                self.logfile.write('[%s] %s\n' % (stamp, message))
+                self.logfile.flush()
+            except (IOError, OSError):
+                pass
+
+    def _print(self, message):
+        try:
+            self.stream.write(message.rstrip('\n') + '\n')
+            self.stream.flush()
+        except (IOError, OSError, ValueError):
+            pass
+
+    def vprint(self, message):
+        if self.verbose:
+            self._print(message)
+
+    def dprint(self, message):
+        if self.debug:
+            self._print(message)
+
+    def both(self, message):
+        """knockd's usual pair: vprint + logprint of the same text."""
+        self.vprint(message)
+        self.logprint(message)
+
+    def error(self, message):
+        """An error: stderr and the log."""
+        sys.stderr.write(message.rstrip('\n') + '\n')
+        sys.stderr.flush()
+        self.logprint(message)

@@ -1,0 +1,356 @@
+# -*- coding: utf-8 -*-
+# Copyright: portknock.knock contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""portknock-knockd: a drop-in replacement for knockd 0.8, in Python (stdlib only).
+
+Run as ``python3 -m ansible_collections.portknock.knock.plugins.module_utils.knockd_daemon.main``
+(or the ``scripts/portknock-knockd`` launcher) with knockd's command line.
+See docs/daemon.md.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import argparse
+import errno
+import os
+import select
+import signal
+import socket
+import sys
+import time
+
+from ..knockd_conf import DEFAULT_INTERFACE, DEFAULT_PID_FILE, KnockdConfError, parse, semantic
+from ..sequence import KnockValueError, format_sequence
+from .actions import DEFAULT_STATE_FILE, DoorKeeper
+from .capture import Capture, local_addresses
+from .kernel_door import KernelDoorError, parse_kernel_door_option
+from .log import KnockdLog
+from .one_time_sequences import OneTimeSequences
+from .packet import parse_ip
+from .sequence_tracker import DEFAULT_MAX_ATTEMPTS, SequenceTracker
+
+VERSION = '0.8'
+DEFAULT_CONFIG = '/etc/knockd.conf'
+ADDRESS_REFRESH = 10.0     # seconds between two reads of the interfaces' addresses
+
+
+class ConfigError(Exception):
+    pass
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog='portknock-knockd', add_help=False,
+        description='Port-knock server compatible with knockd 0.8 (portknock.knock).')
+    parser.add_argument('-i', '--interface', action='append', default=[],
+                        help='network interface(s) to listen on (repeat or comma list; default "eth0")')
+    parser.add_argument('-d', '--daemon', action='store_true', help='run as a daemon')
+    parser.add_argument('-c', '--config', default=DEFAULT_CONFIG, help='use an alternate config file')
+    parser.add_argument('-D', '--debug', action='store_true', help='output debug messages')
+    parser.add_argument('-l', '--lookup', action='store_true', help='accepted for compatibility; never looks up DNS names')
+    parser.add_argument('-p', '--pidfile', help='use an alternate pidfile')
+    parser.add_argument('-g', '--logfile', help='use an alternate logfile')
+    parser.add_argument('-v', '--verbose', action='store_true', help='be verbose')
+    parser.add_argument('-4', '--only-ip-v4', dest='ipv4_only', action='store_true', help='do not track ipv6')
+    parser.add_argument('-V', '--version', action='store_true', help='display version')
+    parser.add_argument('-h', '--help', action='store_true', help='this help')
+    parser.add_argument('-K', '--kernel-door', action='append', default=[], metavar='[STANZA=]SPEC',
+                        help='fail-closed: open doors in the kernel (nft:FAMILY/TABLE/SET4[/SET6] or recent:NAME) '
+                             'instead of running the start/stop commands')
+    parser.add_argument('--state-file', default=DEFAULT_STATE_FILE,
+                        help='where open doors are remembered (default %s)' % DEFAULT_STATE_FILE)
+    parser.add_argument('--max-attempts', type=int, default=DEFAULT_MAX_ATTEMPTS,
+                        help='knock attempts kept in memory (default %d)' % DEFAULT_MAX_ATTEMPTS)
+    return parser
+
+
+def split_interfaces(values):
+    names = []
+    for value in values:
+        for name in str(value).split(','):
+            name = name.strip()
+            if name and name not in names:
+                names.append(name)
+    return names
+
+
+class Config:
+    """A loaded knockd.conf: options, stanzas, one-time sequence files."""
+
+    def __init__(self, path):
+        self.path = path
+        try:
+            with open(path) as handle:
+                text = handle.read()
+        except (IOError, OSError) as error:
+            raise ConfigError('%s: %s' % (path, error.strerror or error))
+        try:
+            parsed = semantic(parse(text))
+        except (KnockdConfError, KnockValueError) as error:
+            raise ConfigError('config: %s' % error)
+        self.options = parsed['options']
+        self.stanzas = parsed['stanzas']
+        self.by_name = dict((stanza.name, stanza) for stanza in self.stanzas)
+        self.one_time = {}
+        for stanza in self.stanzas:
+            if stanza.one_time_sequences:
+                path = stanza.one_time_sequences
+                if not os.access(path, os.R_OK | os.W_OK):
+                    raise ConfigError('%s: cannot open one time sequences file for reading and writing' % path)
+                self.one_time[stanza.name] = OneTimeSequences(path)
+
+
+class Daemon:
+    def __init__(self, args, log):
+        self.args = args
+        self.log = log
+        self.config = None
+        self.tracker = None
+        self.interfaces = []
+        self.capture = None
+        self.reload_requested = False
+        self.stop_requested = False
+        self.next_refresh = 0.0
+        self.addresses = None
+        self.kernel_doors = {}
+        for value in args.kernel_door:
+            stanza, door = parse_kernel_door_option(value)
+            self.kernel_doors[stanza] = door
+        self.keeper = DoorKeeper(log, state_file=args.state_file, kernel_doors=self.kernel_doors)
+
+    # -- configuration -------------------------------------------------------
+    def load(self):
+        config = Config(self.args.config)
+        for name in self.kernel_doors:
+            if name is not None and name not in config.by_name:
+                raise ConfigError('kernel door for unknown stanza %r' % name)
+        for stanza in config.stanzas:
+            if stanza.sequence:
+                self.log.dprint('config: %s: sequence: %s' % (stanza.name, format_sequence(stanza.sequence)))
+        tracker = SequenceTracker(config.stanzas, local_addresses=self.addresses,
+                                  max_attempts=self.args.max_attempts, one_time=config.one_time,
+                                  ipv4_only=self.args.ipv4_only)
+        self.config = config
+        self.tracker = tracker
+        self.watched = tracker.ports()
+        self.handle(tracker.events_at_start)
+
+    def apply_log_options(self):
+        options = self.config.options
+        if options.get('use_syslog'):
+            self.log.open_syslog()
+        path = self.args.logfile or options.get('log_file')
+        if path:
+            problem = self.log.open_logfile(path)
+            if problem:
+                sys.stderr.write(problem + '\n')
+
+    def reload(self):
+        self.log.both('Re-reading config file: %s' % self.args.config)
+        old_config, old_tracker = self.config, self.tracker
+        try:
+            self.load()
+        except (ConfigError, KnockValueError, OSError) as error:
+            self.config, self.tracker = old_config, old_tracker
+            self.watched = old_tracker.ports()
+            self.log.error('error: cannot reload %s, keeping the running configuration: %s'
+                           % (self.args.config, error))
+            return False
+        self.log.both('Closing and re-opening log file: %s' % (self.args.logfile or self.config.options.get('log_file') or ''))
+        self.apply_log_options()
+        return True
+
+    def refresh_addresses(self, now):
+        self.next_refresh = now + ADDRESS_REFRESH
+        found = local_addresses(self.interfaces)
+        if not found:
+            if self.addresses is None:
+                return
+            found = self.addresses  # keep what we had rather than ignore every knock
+        if found != self.addresses:
+            for address in sorted(found):
+                self.log.dprint('Local IP: %s' % address)
+            self.addresses = set(found)
+            self.tracker.set_local_addresses(self.addresses)
+
+    # -- events ------------------------------------------------------------------
+    def handle(self, events, now=None):
+        log = self.log
+        for event in events:
+            kind = event.kind
+            if kind == 'stage':
+                log.both('%s: %s: Stage %d' % (event.source, event.stanza, event.stage))
+            elif kind == 'open':
+                log.both('%s: %s: OPEN SESAME' % (event.source, event.stanza))
+                self.keeper.open(self.config.by_name[event.stanza], event.source, event.family, now)
+            elif kind == 'timeout':
+                log.both('%s: %s: sequence timeout (stage %d)' % (event.source, event.stanza, event.stage))
+            elif kind == 'reset':
+                log.dprint('%s: %s: wrong knock, sequence reset (stage %d)' % (event.source, event.stanza, event.stage))
+            elif kind == 'evicted':
+                log.dprint('%s: %s: knock attempt dropped, too many attempts (stage %d)'
+                           % (event.source, event.stanza, event.stage))
+            elif kind == 'exhausted':
+                log.error('no more sequences left in the one time sequences file for door %s --> disabling the door'
+                          % event.stanza)
+                self.watched = self.tracker.ports()
+            elif kind == 'sequence':
+                log.dprint('new sequence for door %s' % event.stanza)
+                self.watched = self.tracker.ports()
+
+    def on_packet(self, data, now):
+        packet = parse_ip(data)
+        if packet is None or (packet.dport, packet.proto) not in self.watched:
+            return
+        if self.log.debug:
+            self.log.dprint('%s: %s: %s:%d -> %s:%d %d bytes' % (
+                time.strftime('%Y-%m-%d %H:%M:%S'), packet.proto, packet.src, packet.sport,
+                packet.dst, packet.dport, len(data)))
+        events = self.tracker.feed(packet, now)
+        if events:
+            self.handle(events, now)
+
+    # -- main loop ------------------------------------------------------------------
+    def _signal(self, signum, _frame):
+        if signum == signal.SIGHUP:
+            self.reload_requested = True
+        elif signum in (signal.SIGTERM, signal.SIGINT):
+            self.stop_requested = True
+
+    def install_signals(self):
+        self.wake_read, wake_write = socket.socketpair()
+        self.wake_read.setblocking(False)
+        wake_write.setblocking(False)
+        self._wake_write = wake_write
+        signal.set_wakeup_fd(wake_write.fileno())
+        for signum in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
+            signal.signal(signum, self._signal)
+
+    def timeout(self, now):
+        deadlines = [self.next_refresh]
+        for deadline in (self.tracker.next_deadline(), self.keeper.next_deadline()):
+            if deadline is not None:
+                deadlines.append(deadline)
+        if self.keeper.runner.busy():
+            deadlines.append(now + 0.1)
+        return max(0.0, min(deadlines) - now)
+
+    def loop(self):
+        sockets = self.capture.fileno_map()
+        watch = list(sockets) + [self.wake_read.fileno()]
+        while not self.stop_requested:
+            now = time.monotonic()
+            try:
+                readable, _w, _x = select.select(watch, [], [], self.timeout(now))
+            except InterruptedError:  # pragma: no cover - PEP 475 retries
+                readable = []
+            except select.error as error:  # pragma: no cover
+                if getattr(error, 'errno', None) == errno.EINTR:
+                    readable = []
+                else:
+                    raise
+            now = time.monotonic()
+            for fd in readable:
+                sock = sockets.get(fd)
+                if sock is None:
+                    try:
+                        while self.wake_read.recv(512):
+                            pass
+                    except (BlockingIOError, InterruptedError):
+                        pass
+                    continue
+                for data in self.capture.read(sock):
+                    self.on_packet(data, now)
+            if self.reload_requested:
+                self.reload_requested = False
+                self.reload()
+            expired = self.tracker.expire(now)
+            if expired:
+                self.handle(expired, now)
+            self.keeper.due(now)
+            if now >= self.next_refresh:
+                self.refresh_addresses(now)
+
+    def shutdown(self):
+        self.log.both('waiting for child processes...')
+        self.keeper.shutdown()
+        self.log.both('closing...' if self.log.verbose else 'shutting down')
+        if self.capture is not None:
+            self.capture.close()
+
+
+def daemonize(pidfile):
+    if os.fork() > 0:
+        os._exit(0)
+    os.setsid()
+    if os.fork() > 0:
+        os._exit(0)
+    os.chdir('/')
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    os.close(devnull)
+    try:
+        with open(pidfile, 'w') as handle:
+            handle.write('%d\n' % os.getpid())
+        return True
+    except (IOError, OSError):
+        return False
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.version:
+        sys.stdout.write('knockd %s (portknock.knock python daemon)\n' % VERSION)
+        return 0
+    if args.help:
+        parser.print_help()
+        return 0
+    log = KnockdLog(verbose=args.verbose, debug=args.debug)
+    try:
+        daemon = Daemon(args, log)
+        daemon.load()
+    except (ConfigError, KernelDoorError) as error:
+        sys.stderr.write('%s\n' % error)
+        return 1
+    daemon.apply_log_options()
+    options = daemon.config.options
+    daemon.interfaces = split_interfaces(args.interface or [options.get('interface') or DEFAULT_INTERFACE])
+    pidfile = args.pidfile or options.get('pid_file') or DEFAULT_PID_FILE
+    daemon.refresh_addresses(time.monotonic())
+    if daemon.addresses is None:
+        log.error('warning: cannot read the addresses of %s; accepting knocks to any destination'
+                  % ','.join(daemon.interfaces))
+    if daemon.keeper.recover():
+        daemon.keeper.runner.wait_all()
+    try:
+        daemon.capture = Capture(daemon.interfaces)
+    except OSError as error:
+        sys.stderr.write('%s\n' % (error.strerror or error))
+        return 1
+    wrote_pid = False
+    if args.daemon:
+        wrote_pid = daemonize(pidfile)
+        if not wrote_pid:
+            log.logprint('could not create pid file %s' % pidfile)
+    daemon.install_signals()
+    names = ','.join(daemon.interfaces)
+    log.vprint('listening on %s...' % names)
+    log.logprint('starting up, listening on %s' % names)
+    try:
+        daemon.loop()
+    finally:
+        daemon.shutdown()
+        if wrote_pid:
+            try:
+                os.unlink(pidfile)
+            except OSError:
+                pass
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
