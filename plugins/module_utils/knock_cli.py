@@ -202,6 +202,43 @@ def run_proxy(args):
         sock.close()
 
 
+def _import_line():
+    """Python statements that import this module's main() from where it lives now."""
+    here = os.path.abspath(__file__)
+    parts = here.split(os.sep)
+    # .../ansible_collections/NS/NAME/plugins/module_utils/knock_cli.py
+    if len(parts) >= 6 and parts[-6] == 'ansible_collections':
+        root = os.sep.join(parts[:-6]) or os.sep
+        module = 'ansible_collections.%s.%s.plugins.module_utils.knock_cli' % (parts[-5], parts[-4])
+    else:
+        root = os.path.dirname(os.path.dirname(here))
+        module = 'module_utils.knock_cli'
+    return 'import sys;sys.path.insert(0,%r);from %s import main;sys.exit(main())' % (root, module)
+
+
+def build_proxy_command(python=None, delay_ms=0, family=None, knock_host=None,
+                        connect_timeout=DEFAULT_CONNECT_TIMEOUT, host_token='%h', port_token='%p'):
+    """An ssh ``ProxyCommand`` value running this CLI in proxy mode.
+
+    The sequence is NOT part of it: the caller puts it in $PORTKNOCK_SEQUENCE
+    so it shows neither in ``ps`` nor in ``ansible -vvv`` output.  ``%`` in the
+    fixed parts is escaped for ssh's token expansion.
+    """
+    import shlex
+
+    def quote(text):
+        return shlex.quote(str(text)).replace('%', '%%')
+
+    words = [quote(python or sys.executable), '-c', quote(_import_line()), '--proxy',
+             '-d', str(int(delay_ms)), '--connect-timeout', quote(connect_timeout)]
+    if family in (4, 6):
+        words.append('-%d' % family)
+    if knock_host:
+        words += ['--knock-host', quote(knock_host)]
+    words += [host_token, port_token]
+    return ' '.join(words)
+
+
 def main(argv=None):
     args = parse_args(argv)
     try:

@@ -1,0 +1,246 @@
+# -*- coding: utf-8 -*-
+# Copyright: portknock.knock contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+name: ssh
+short_description: ansible.builtin.ssh that knocks before each new TCP connection
+description:
+  - Everything C(ansible.builtin.ssh) does (this plugin subclasses it and accepts all of its
+    options, documented below from the installed ansible-core), plus a port knock before ssh
+    opens a new TCP connection to the host.
+  - The knock is done by an ssh C(ProxyCommand) running the collection's C(knock) client in
+    proxy mode, so it happens only when ssh really opens a TCP connection. With ControlPersist
+    (the default C(ssh_args)) a play knocks once per host; when the master expired, after
+    C(meta reset_connection) or a reboot, the next task knocks again. Tasks that reuse the
+    master cost nothing extra.
+  - The proxy resolves the host once, knocks that address and connects to the very same
+    address, so the knock and the ssh connection always use the same address family.
+  - The sequence is passed to the proxy in the environment, never on a command line, so it
+    shows neither in C(ps) nor in C(-vvv) output.
+  - If C(ssh_args), C(ssh_common_args) or C(ssh_extra_args) already set a C(ProxyCommand) or
+    C(ProxyJump), the plugin cannot chain its proxy; it then knocks from the controller before
+    any ssh command when no ControlPersist master socket exists yet.
+author: portknock.knock contributors
+extends_documentation_fragment:
+  - portknock.knock.builtin_ssh
+notes:
+  - A C(ProxyCommand)/C(ProxyJump) set in C(~/.ssh/config) for the host is overridden by the
+    knock proxy (command line options win over ssh_config); set it in C(ssh_common_args) instead
+    to get the fallback described above.
+  - When the port stays closed after the knock, the task fails with a connection error saying
+    that the knock was sent and the port stayed closed.
+seealso:
+  - name: The knock client
+    description: docs/knock-client.md in the collection.
+    link: https://github.com/portknock/knock/blob/main/docs/knock-client.md
+options:
+  knock_sequence:
+    description:
+      - The knock sequence, a list of C(port) or C(port:proto) (C(tcp) or C(udp)) steps, or the
+        knockd string form C(7000,8000:udp,9000).
+      - Treat it as a secret (vault it).
+    type: list
+    elements: raw
+    vars:
+      - name: knock_sequence
+    env:
+      - name: PORTKNOCK_KNOCK_SEQUENCE
+  knock_delay:
+    description: Milliseconds to wait between two knocks.
+    type: int
+    default: 50
+    vars:
+      - name: knock_delay
+    env:
+      - name: PORTKNOCK_KNOCK_DELAY
+  knock_host:
+    description:
+      - Host to knock on when it is not the host ssh connects to (for example a firewall doing
+        DNAT). It is resolved in the same address family as the ssh target.
+      - Default is the address ssh connects to.
+    type: str
+    vars:
+      - name: knock_host
+  knock_before_connect:
+    description:
+      - Knock before each new TCP connection.
+      - Default is on when O(knock_sequence) is set, off otherwise.
+    type: bool
+    vars:
+      - name: knock_before_connect
+    env:
+      - name: PORTKNOCK_KNOCK_BEFORE_CONNECT
+'''
+
+EXAMPLES = r'''
+# inventory (group_vars/knocked.yml)
+ansible_connection: portknock.knock.ssh
+knock_sequence: "{{ vault_knock_sequence }}"   # e.g. [7000, '8000:udp', 9000]
+knock_delay: 50
+
+# ad hoc
+# ansible -i inventory -m ping knocked -e ansible_connection=portknock.knock.ssh
+'''
+
+import os
+import re
+import shlex
+
+from ansible.errors import AnsibleConnectionFailure, AnsibleError
+from ansible.module_utils.common.text.converters import to_bytes, to_text
+from ansible.plugins.connection.ssh import Connection as SSHConnection
+from ansible.utils.display import Display
+
+from ansible_collections.portknock.knock.plugins.module_utils.knock_cli import (
+    CLOSED_MARKER, SEQUENCE_ENV, build_proxy_command)
+from ansible_collections.portknock.knock.plugins.module_utils.knock_sender import KnockSendError, knock
+from ansible_collections.portknock.knock.plugins.module_utils.sequence import (
+    KnockValueError, format_sequence, parse_sequence)
+
+display = Display()
+
+ARG_OPTIONS = ('ssh_args', 'ssh_common_args', 'ssh_extra_args', 'sftp_extra_args', 'scp_extra_args')
+_PROXY_RE = re.compile(r'^(?:-o\s*)?(proxycommand|proxyjump)\s*[= ]', re.I)
+_FAMILY_RE = re.compile(r'^(?:-o\s*)?addressfamily\s*[= ]\s*(inet6?|any)\s*$', re.I)
+
+
+def user_proxy_and_family(arg_strings):
+    """From ssh argument strings: (True if a ProxyCommand/ProxyJump/-J is set, 4, 6 or None).
+
+    Options are read in order and the first value wins, as ssh does.
+    """
+    words = []
+    for text in arg_strings:
+        if text:
+            words.extend(shlex.split(text))
+    proxy = False
+    family = None
+    for index, word in enumerate(words):
+        value = word
+        if word == '-o' and index + 1 < len(words):
+            value = words[index + 1]
+        if word == '-J' or word.startswith('-J') and len(word) > 2 or _PROXY_RE.match(value + ' '):
+            proxy = True
+        match = _FAMILY_RE.match(value)
+        if family is None and match:
+            family = {'inet': 4, 'inet6': 6}.get(match.group(1).lower(), 0)
+        if family is None and word in ('-4', '-6'):
+            family = int(word[1])
+    return proxy, (family or None)
+
+
+def resolve_knock_settings(sequence, before_connect, delay):
+    """Validate the knock options: returns the Steps to knock, or None when not knocking."""
+    if before_connect is None:
+        before_connect = bool(sequence)
+    if not before_connect:
+        return None
+    if not sequence:
+        raise AnsibleError('portknock.knock.ssh: knock_before_connect is on but knock_sequence is not set')
+    if delay is None or int(delay) < 0:
+        raise AnsibleError('portknock.knock.ssh: knock_delay %r must be 0 or more milliseconds' % (delay,))
+    try:
+        return parse_sequence(sequence)
+    except KnockValueError as exc:
+        raise AnsibleError('portknock.knock.ssh: knock_sequence is invalid: %s' % exc)
+
+
+def explain_failure(message, host, port):
+    """The error to raise when ssh failed: clear text when the knock went out and the port stayed closed."""
+    if CLOSED_MARKER not in message:
+        return None
+    return ('portknock.knock.ssh: the knock sequence was sent to %s but port %s stayed closed '
+            '(wrong knock_sequence, knock_host or firewall?). %s' % (host, port or 22, message))
+
+
+class Connection(SSHConnection):
+    """ansible.builtin.ssh plus a knock before each new TCP connection."""
+
+    def __init__(self, *args, **kwargs):
+        super(Connection, self).__init__(*args, **kwargs)
+        self._knocked_directly = False
+
+    def _knock_steps(self):
+        return resolve_knock_settings(self.get_option('knock_sequence'),
+                                      self.get_option('knock_before_connect'),
+                                      self.get_option('knock_delay'))
+
+    def _arg_strings(self):
+        values = []
+        for name in ARG_OPTIONS:
+            try:
+                values.append(self.get_option(name))
+            except KeyError:
+                pass
+        return values
+
+    def _build_command(self, binary, subsystem, *other_args):
+        b_command = super(Connection, self)._build_command(binary, subsystem, *other_args)
+        steps = self._knock_steps()
+        if steps is None or b'-O' in b_command:
+            return b_command
+        user_proxy, family = user_proxy_and_family(self._arg_strings())
+        if user_proxy:
+            self._knock_from_controller(steps, family)
+            return b_command
+        # The proxy reads the sequence from the environment ssh passes on.
+        os.environ[SEQUENCE_ENV] = format_sequence(steps)
+        timeout = int(self.get_option('timeout') or 10)
+        proxy = build_proxy_command(delay_ms=self.get_option('knock_delay'), family=family,
+                                    knock_host=self.get_option('knock_host'),
+                                    connect_timeout=max(1, timeout - 1))
+        index = b_command.index(to_bytes(binary, errors='surrogate_or_strict')) + 1
+        b_command[index:index] = [b'-o', to_bytes('ProxyCommand=' + proxy, errors='surrogate_or_strict')]
+        return b_command
+
+    def _master_alive(self):
+        path = getattr(self, 'control_path', None)
+        directory = getattr(self, 'control_path_dir', None)
+        if not path or not getattr(self, '_persistent', False):
+            return False
+        try:
+            from ansible.utils.path import unfrackpath
+            path = path % dict(directory=unfrackpath(directory))
+        except (TypeError, ValueError, KeyError):
+            return False
+        return os.path.exists(path)
+
+    def _knock_from_controller(self, steps, family):
+        """Fallback when the user has their own ProxyCommand/ProxyJump."""
+        if self._master_alive() or self._knocked_directly:
+            return
+        host = self.get_option('knock_host') or self.host
+        try:
+            address = knock(host, steps, delay_ms=self.get_option('knock_delay'), family=family)
+        except KnockSendError as exc:
+            raise AnsibleConnectionFailure('portknock.knock.ssh: could not knock on %s: %s' % (host, exc))
+        self._knocked_directly = True
+        display.vvv('knocked %d ports on %s (own ProxyCommand/ProxyJump configured)' % (len(steps), address),
+                    host=self.host)
+
+    def _explained(self, exc):
+        text = explain_failure(to_text(exc), self.host, self.get_option('port'))
+        if text is None:
+            return exc
+        return AnsibleConnectionFailure(text)
+
+    def _run(self, *args, **kwargs):
+        try:
+            return super(Connection, self)._run(*args, **kwargs)
+        except AnsibleConnectionFailure as exc:
+            raise self._explained(exc)
+
+    def _file_transport_command(self, *args, **kwargs):
+        try:
+            return super(Connection, self)._file_transport_command(*args, **kwargs)
+        except AnsibleConnectionFailure as exc:
+            raise self._explained(exc)
+
+    def reset(self):
+        self._knocked_directly = False
+        return super(Connection, self).reset()
