@@ -77,8 +77,7 @@ class TrackedStanza:
         self.steps = tuple((step.port, step.protocol) for step in steps)
         self.step_objects = tuple(steps)
         self.relevant = frozenset(self.steps)
-        if not self.steps:
-            self.enabled = False
+        self.enabled = bool(self.steps)
 
     def flags_match(self, flags):
         return self.required <= flags and not (self.forbidden & flags)
