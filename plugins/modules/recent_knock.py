@@ -1,0 +1,331 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: portknock.knock contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+---
+module: recent_knock
+short_description: A port-knocking door enforced by the kernel (iptables -m recent or nftables sets)
+description:
+  - Manages one door, a secret knock sequence that opens protected ports to the knocking
+    address for a short window, entirely in the kernel (no daemon on the packet path).
+  - "iptables backend: per address family (iptables and ip6tables, table C(filter)) the door owns
+    the chains C(PK-<name>) and C(PK-<name>-R), one jump C(-A INPUT -j PK-<name>) inserted at the
+    top of C(INPUT) once, and the xt_recent lists C(PK_<name>_1) .. C(PK_<name>_<n>) (one per step,
+    the last one is the open list). It never touches rules it does not own."
+  - "nftables backend: the door owns the table C(inet portknock_<name>): dynamic sets
+    C(step<k>_v4)/C(step<k>_v6) with timeouts and a base chain C(input) hooked on input at priority
+    C(filter - 10)."
+  - "Semantics (both backends): only NEW packets are looked at, TCP knocks only as bare SYNs. A knock
+    on step k's port from a source that made step k-1 less than O(step_timeout) seconds ago moves it
+    on; any other knock on one of the door's ports resets that source (and restarts it at step 1 when
+    it is step 1's port); a retransmitted knock changes nothing; knocks are dropped. NEW connections to
+    the protected ports are accepted from sources that completed the sequence less than
+    O(open_window) seconds ago and dropped from every other source, so the door closes the port even
+    on a host whose policy is ACCEPT. Packets of established connections are not looked at: the host's
+    own firewall handles them as usual."
+  - Idempotent, the live rules the door owns are compared with the wanted ones, order included,
+    in the form C(iptables-save) / C(nft -t list table) print them. Changes are one atomic transaction
+    per address family (C(iptables-restore --noflush -w), python-iptables C(commit())) or per table
+    (C(nft -f)), so a half door never exists and a rejected change leaves the live rules as they were.
+version_added: 1.0.0
+author:
+  - portknock.knock contributors
+options:
+  name:
+    description:
+      - Name of the door, used in the chain, list and table names.
+      - Letters, digits and C(_), starting with a letter or digit, at most 20 characters.
+    type: str
+    required: true
+  sequence:
+    description:
+      - The knock sequence, a secret (never logged).
+      - A list whose items are a port (C(1600), TCP) or C("port:tcp") / C("port:udp"), or the knockd
+        string form C("7000,8000:udp,9000").
+      - The same port may appear several times. A protected port cannot be a knock port.
+      - Required when O(state=present).
+    type: raw
+  step_timeout:
+    description: Seconds allowed between two knocks.
+    type: int
+    default: 10
+  open_window:
+    description:
+      - Seconds after the last knock during which NEW connections from the knocking address are
+        accepted. Connections opened in the window stay up afterwards.
+    type: int
+    default: 30
+  port:
+    description:
+      - Protected port or list of ports. Required when O(state=present).
+    type: raw
+  protocol:
+    description: Protocol of the protected ports.
+    type: str
+    choices: [tcp, udp]
+    default: tcp
+  ip_version:
+    description:
+      - Address families the door covers. With V(ipv4) or V(ipv6) only, anything the door owns in the
+        other family is removed.
+    type: str
+    choices: [ipv4, ipv6, both]
+    default: both
+  backend:
+    description:
+      - V(iptables) writes the rules with the host's own C(iptables) (the first on C(PATH)), so the
+        door always shows in C(iptables -S). When C(iptables --version) says C(nf_tables), the rules
+        go through C(iptables-nft-restore); when it says C(legacy), through python-iptables (Debian
+        C(python3-iptables), importable by the Python that runs the module), or
+        C(iptables-legacy-restore) with a warning when it is not installed. Legacy tables are never
+        written on a host whose iptables is nf_tables.
+      - V(nftables) writes a native C(inet) table with C(nft -f).
+      - V(auto) is V(iptables) when an C(iptables) binary exists, else V(nftables).
+      - With O(state=absent), the door is removed from every backend available on the host.
+    type: str
+    choices: [auto, iptables, nftables]
+    default: auto
+  set_size:
+    description:
+      - nftables backend only. Maximum number of addresses in each of the door's sets (per step and
+        family). When a set is full, new knockers cannot be added until entries time out
+        (existing entries are not evicted).
+    type: int
+    default: 65535
+  state:
+    description: Whether the door exists.
+    type: str
+    choices: [present, absent]
+    default: present
+notes:
+  - "B(xt_recent capacity.) Each xt_recent list holds at most C(ip_list_tot) addresses (module
+    parameter of C(xt_recent), default 100, returned as RV(xt_recent_ip_list_tot)). When a list is
+    full, adding an address evicts the OLDEST entry of that list. A scan or a spoofed knock flood from
+    more than C(ip_list_tot) sources within O(step_timeout) can therefore push a legitimate knocker out
+    of a step list (its sequence fails and must be restarted) or out of the open list (the door closes
+    for it before O(open_window) ends). It never lets anyone in who did not knock correctly. The value
+    can only be set when C(xt_recent) is loaded, e.g. C(options xt_recent ip_list_tot=1000) in
+    C(/etc/modprobe.d/xt_recent.conf) and a reboot (or reloading the module with no rule using it);
+    it cannot be changed at run time and it is fixed when the module is built into the kernel unless
+    given on the kernel command line (C(xt_recent.ip_list_tot=1000)). The nftables backend has no such
+    global limit: see O(set_size)."
+  - The sequence ports also appear in the returned rules and the diff; because O(sequence) is
+    C(no_log), Ansible masks them there (C(********)).
+  - "nftables backend: an C(accept) in the door's table ends only that table's chain; the host's own
+    filter (priority C(filter)) still sees the packet. The door closes its ports everywhere and opens
+    them where the host's filter lets them in. The iptables backend jumps from the top of C(INPUT), so
+    its ACCEPT is final for the iptables rule set."
+  - The jump to the door is inserted at the top of C(INPUT) when missing; its position is not enforced
+    afterwards (several doors each insert their own jump), only that it exists exactly once.
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+requirements:
+  - iptables (nf_tables or legacy variant) for the iptables backend, python3-iptables recommended on legacy hosts.
+  - nftables (nft) for the nftables backend.
+'''
+
+EXAMPLES = r'''
+- name: The seed recipe, knock 1600 then ssh within 5 seconds
+  portknock.knock.recent_knock:
+    name: ssh
+    sequence: [1600]
+    open_window: 5
+    port: 22
+
+- name: A three-step door with a UDP step, IPv4 only, native nftables
+  portknock.knock.recent_knock:
+    name: admin
+    sequence: "7000,8000:udp,9000"
+    step_timeout: 5
+    open_window: 30
+    port: [22, 2222]
+    ip_version: ipv4
+    backend: nftables
+
+- name: Remove a door everywhere
+  portknock.knock.recent_knock:
+    name: admin
+    state: absent
+'''
+
+RETURN = r'''
+backend:
+  description: The backend that enforces the door (V(iptables) or V(nftables)).
+  returned: always
+  type: str
+  sample: iptables
+backend_details:
+  description: The tool and variant used.
+  returned: always
+  type: str
+  sample: iptables (iptables v1.8.9 (nf_tables), written with iptables-nft-restore)
+rules:
+  description:
+    - The rules the door has after this run (what was applied, or would be in check mode).
+    - "iptables: keys V(ipv4) and V(ipv6), lines as C(iptables -S)/C(iptables-save) print them:
+      the jump, C(-N) for each owned chain, then the chains' rules. nftables: key V(inet), the lines
+      of C(nft -t list table inet portknock_<name>). Empty lists when the door is absent."
+    - Knock ports are masked by Ansible (no_log of O(sequence)).
+  returned: always
+  type: dict
+  sample: {"ipv4": ["-A INPUT -j PK-ssh", "-N PK-ssh", "-N PK-ssh-R"], "ipv6": []}
+chains:
+  description: The iptables chains the door owns (whether present or not).
+  returned: always
+  type: list
+  elements: str
+  sample: [PK-ssh, PK-ssh-R]
+lists:
+  description: The xt_recent lists of the door (C(/proc/net/xt_recent/<list>)), step 1 first, open list last.
+  returned: when O(state=present)
+  type: list
+  elements: str
+  sample: [PK_ssh_1]
+table:
+  description: The nftables table the door owns with the nftables backend.
+  returned: always
+  type: str
+  sample: inet portknock_ssh
+xt_recent_ip_list_tot:
+  description: Current C(ip_list_tot) of the xt_recent kernel module (addresses per list), null when unknown.
+  returned: always
+  type: int
+  sample: 100
+'''
+
+
+import re
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.portknock.knock.plugins.module_utils.door import (
+    DEFAULT_OPEN_WINDOW, DEFAULT_STEP_TIMEOUT, Door, make_door, parse_name)
+from ansible_collections.portknock.knock.plugins.module_utils.sequence import KnockValueError
+from ansible_collections.portknock.knock.plugins.module_utils import recent_rules, nft_rules
+from ansible_collections.portknock.knock.plugins.module_utils.iptables_backend import (
+    BackendError, IptablesBackend)
+from ansible_collections.portknock.knock.plugins.module_utils.nftables_backend import NftablesBackend
+
+IP_LIST_TOT = '/sys/module/xt_recent/parameters/ip_list_tot'
+
+
+def read_ip_list_tot():
+    try:
+        with open(IP_LIST_TOT) as handle:
+            return int(handle.read().strip())
+    except (IOError, OSError, ValueError):
+        return None
+
+
+def dports(lines):
+    """The port numbers matched in rule lines (to mask them when the sequence is unknown)."""
+    found = set()
+    for line in lines:
+        found.update(re.findall(r'dport (\d+)', line))
+    return found
+
+
+def door_for_removal(name):
+    """Only the name matters to remove a door."""
+    return Door(name=parse_name(name), sequence=(), step_timeout=1, open_window=1, ports=(),
+                protocol='tcp', ip_version='both', tcpflags=())
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            name=dict(type='str', required=True),
+            sequence=dict(type='raw', no_log=True),
+            step_timeout=dict(type='int', default=DEFAULT_STEP_TIMEOUT),
+            open_window=dict(type='int', default=DEFAULT_OPEN_WINDOW),
+            port=dict(type='raw'),
+            protocol=dict(type='str', choices=['tcp', 'udp'], default='tcp'),
+            ip_version=dict(type='str', choices=['ipv4', 'ipv6', 'both'], default='both'),
+            backend=dict(type='str', choices=['auto', 'iptables', 'nftables'], default='auto'),
+            set_size=dict(type='int', default=nft_rules.DEFAULT_SET_SIZE),
+            state=dict(type='str', choices=['present', 'absent'], default='present'),
+        ),
+        required_if=[('state', 'present', ('sequence', 'port'))],
+        supports_check_mode=True,
+    )
+    p = module.params
+    present = p['state'] == 'present'
+    try:
+        if present or (p['sequence'] is not None and p['port'] is not None):
+            door = make_door(p['name'], p['sequence'], p['port'], p['step_timeout'], p['open_window'],
+                             p['protocol'], p['ip_version'])
+            # the knock ports are as secret as the sequence they come from
+            module.no_log_values.update(str(step.port) for step in door.sequence)
+        else:
+            door = door_for_removal(p['name'])
+        if p['set_size'] is not None and p['set_size'] <= 0:
+            raise KnockValueError('set_size %r must be greater than 0' % p['set_size'])
+    except KnockValueError as exc:
+        module.fail_json(msg=str(exc))
+
+    def run(args, data=None):
+        return module.run_command(args, data=data, check_rc=False)
+
+    which = module.get_bin_path
+    backend_name = p['backend']
+    if backend_name == 'auto':
+        backend_name = 'iptables' if which('iptables') else 'nftables'
+
+    def make(name):
+        if name == 'iptables':
+            return IptablesBackend(run, which)
+        return NftablesBackend(run, which, p['set_size'])
+
+    result = dict(changed=False, backend=backend_name, rules={}, chains=list(recent_rules.owned_chains(door)),
+                  table='%s %s' % (nft_rules.TABLE_FAMILY, nft_rules.table_name(door)),
+                  xt_recent_ip_list_tot=read_ip_list_tot())
+    if present:
+        result['lists'] = list(recent_rules.list_names(door))
+    try:
+        backends = [make(backend_name)]
+        if not present:
+            other = 'nftables' if backend_name == 'iptables' else 'iptables'
+            if which('nft' if other == 'nftables' else 'iptables'):
+                backends.append(make(other))
+        result['backend_details'] = backends[0].describe()
+        before_text, after_text = [], []
+        for backend in backends:
+            for warning in backend.warnings:
+                module.warn(warning)
+            live = backend.live(door)
+            if not door.sequence:
+                # removing a door whose sequence was not given: its knock ports are still secret
+                for lines in live.values():
+                    module.no_log_values.update(dports(lines))
+            wanted = backend.wanted(door, present)
+            if backend is backends[0]:
+                result['rules'] = wanted
+            if live == wanted:
+                continue
+            result['changed'] = True
+            before_text.append(backend.as_text(live))
+            after_text.append(backend.as_text(wanted))
+            if not module.check_mode:
+                backend.apply(door, present, live)
+                now = backend.live(door)
+                if now != wanted:
+                    module.fail_json(msg='the %s door %s was applied but reads back differently; live rules:\n%s'
+                                     % (backend.name, door.name, backend.as_text(now)), **result)
+        if result['changed'] and module._diff:
+            result['diff'] = dict(before=''.join(before_text), after=''.join(after_text))
+    except BackendError as exc:
+        module.fail_json(msg=str(exc), **result)
+    module.exit_json(**result)
+
+
+if __name__ == '__main__':
+    main()
