@@ -21,6 +21,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import os
+import re
 import tempfile
 
 from .knockd_conf import KnockdConfError, parse
@@ -32,6 +33,17 @@ COMMON_ARGUMENT_SPEC = dict(
     mode=dict(type='raw', default='0600'),
     create=dict(type='bool', default=True),
 )
+
+
+_MODE_RE = re.compile(r'^(0?[0-7]{3,4}|([ugoa]*[-+=][rwxXstugo]*)(,[ugoa]*[-+=][rwxXstugo]*)*)$')
+
+
+def _check_mode_value(module, mode):
+    """Fail before anything is written when ``mode`` cannot be applied."""
+    if isinstance(mode, int) and not isinstance(mode, bool):
+        return
+    if not isinstance(mode, str) or not _MODE_RE.match(mode):
+        module.fail_json(msg='mode %r is not an octal or symbolic file mode' % (mode,))
 
 
 def _read(module, path, create):
@@ -65,6 +77,7 @@ def _write(module, path, text):
 def edit_knockd_conf(module, path, edit, create=True, backup=False, mode='0600', result=None):
     """Apply ``edit`` to the knockd.conf at ``path`` and end the module (see module docstring)."""
     result = dict(result or {})
+    _check_mode_value(module, mode)
     before = _read(module, path, create)
     exists = before is not None
     before = before or ''
