@@ -60,7 +60,7 @@ class Capture:
                 sock.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
             except OSError:
                 pass  # kernel < 4.20: outgoing packets are skipped in read()
-            sock.bind((name, socket.htons(ETH_P_ALL)))
+            sock.bind((name, ETH_P_ALL))  # Python applies htons() itself
             sock.setblocking(False)
         except OSError as error:
             sock.close()
