@@ -35,7 +35,7 @@ CONTAINERS_CONF = os.path.join(HERE, 'containers.conf')
 NETWORK = 'pklab'
 V4_NET, V4_GW = '10.231.0.0/16', '10.231.0.1'
 V6_NET, V6_GW = 'fd42:706b:6c61::/64', 'fd42:706b:6c61::1'
-PROXY_PORT = 3142
+PROXY_PORT = 3143   # not 3142: a system apt-cacher-ng may already own that
 GUARD = 'PKLAB-GUARD'
 LABEL = 'io.portknock.lab'
 SUITE = 'bookworm'
@@ -138,8 +138,7 @@ def build_image():
 
 
 def customise_rootfs(root):
-    write(os.path.join(root, 'etc/apt/apt.conf.d/01pklab-proxy'),
-          'Acquire::http::Proxy "http://%s:%d";\nAPT::Install-Recommends "false";\n' % (V4_GW, PROXY_PORT))
+    write(os.path.join(root, 'etc/apt/apt.conf.d/02pklab-norecommends'), 'APT::Install-Recommends "false";\n')
     write(os.path.join(root, 'etc/apt/sources.list'),
           'deb http://deb.debian.org/debian %s main\n' % SUITE)
     write(os.path.join(root, 'etc/ssh/sshd_config.d/pklab.conf'),
@@ -241,14 +240,32 @@ def ensure_apt_proxy():
     raise SystemExit('pklab: apt-cacher-ng did not start (see %s/log)' % base)
 
 
+def proxy_processes():
+    """Every apt-cacher-ng this state dir started (also ones whose pid file was lost)."""
+    base, _ = proxy_paths()
+    pids = []
+    for entry in os.listdir('/proc'):
+        if entry.isdigit():
+            try:
+                with open('/proc/%s/cmdline' % entry, 'rb') as fh:
+                    argv = fh.read().split(b'\0')
+            except OSError:
+                continue
+            if argv and argv[0].endswith(b'apt-cacher-ng') and base.encode() in argv:
+                pids.append(int(entry))
+    return pids
+
+
 def stop_apt_proxy():
-    pid = proxy_pid()
-    if pid:
-        os.kill(pid, signal.SIGTERM)
-        for _ in range(50):
-            if not proxy_pid():
-                break
-            time.sleep(0.1)
+    for pid in proxy_processes():
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except OSError:
+            pass
+    for _ in range(50):
+        if not proxy_processes():
+            break
+        time.sleep(0.1)
 
 
 def port_open(addr, port, timeout):
@@ -281,6 +298,12 @@ def all_labs():
         except (OSError, ValueError):
             continue
     return out
+
+
+def apt_proxy_conf():
+    path = os.path.join(STATE, 'apt-proxy', '01pklab-proxy')
+    write(path, 'Acquire::http::Proxy "http://%s:%d";\n' % (V4_GW, PROXY_PORT))
+    return path
 
 
 def ssh_key():
@@ -321,6 +344,7 @@ def up(lab, count, ipv6_only=False):
                '--systemd', 'always', '--stop-signal', 'SIGKILL',
                '--label', '%s.lab=%s' % (LABEL, lab), image)
         podman('cp', key + '.pub', cname + ':/root/.ssh/authorized_keys')
+        podman('cp', apt_proxy_conf(), cname + ':/etc/apt/apt.conf.d/01pklab-proxy')
         hosts.append({'name': name, 'container': cname, 'ipv4': v4, 'ipv6': v6})
     podman('start', *[h['container'] for h in hosts])
     # The bridge exists (and has the gateway address) only once a container runs.

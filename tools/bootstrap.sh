@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Installs everything the demo and the tests need on a fresh Debian 12 (as root), then
+# builds and installs the collection offline.  Re-runnable: apt and pip are skipped when
+# nothing is missing; the collection is rebuilt every time (it is quick).
+# Sourced by tools/site.sh and tools/test.sh; exports PATH, ANSIBLE_COLLECTIONS_PATH.
+set -euo pipefail
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+export REPO
+[ "$(id -u)" = 0 ] || { echo "run as root (the lab uses rootful podman and iptables)" >&2; exit 1; }
+
+APT_PACKAGES="podman runc debootstrap iptables nftables apt-cacher-ng openssh-client openssh-server
+ python3 python3-venv python3-iptables python3-nftables knockd netcat-openbsd iproute2 tcpdump git
+ uidmap procps"
+missing=$(for p in $APT_PACKAGES; do dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed' || echo "$p"; done)
+if [ -n "$missing" ]; then
+  echo "bootstrap: apt-get install $(echo $missing)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
+
+PY=${PKLAB_PYTHON:-python3}
+if [ ! -x "$REPO/.venv/bin/python" ]; then
+  "$PY" -m venv "$REPO/.venv"
+fi
+stamp="$REPO/.venv/.requirements.sha"
+want=$(sha256sum "$REPO/tools/requirements.txt" | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  echo "bootstrap: pip install -r tools/requirements.txt"
+  "$REPO/.venv/bin/pip" install -q --upgrade pip 2>/dev/null
+  "$REPO/.venv/bin/pip" install -q -r "$REPO/tools/requirements.txt" 2>/dev/null
+  echo "$want" > "$stamp"
+fi
+export PATH="$REPO/.venv/bin:$PATH"
+
+# Build the collection and install the tarball offline: tests run against the installed copy.
+dist="$REPO/.cache/dist"
+export ANSIBLE_COLLECTIONS_PATH="$REPO/.cache/collections"
+rm -rf "$dist" "$ANSIBLE_COLLECTIONS_PATH/ansible_collections/portknock"
+mkdir -p "$dist" "$ANSIBLE_COLLECTIONS_PATH"
+(cd "$REPO" && ansible-galaxy collection build --force --output-path "$dist" >/dev/null)
+ansible-galaxy collection install --offline --force -p "$ANSIBLE_COLLECTIONS_PATH" "$dist"/portknock-knock-*.tar.gz >/dev/null
+export PORTKNOCK_COLLECTION="$ANSIBLE_COLLECTIONS_PATH/ansible_collections/portknock/knock"
+export ANSIBLE_COLLECTIONS_SCAN_SYS_PATH=false
+echo "bootstrap: portknock.knock installed in $PORTKNOCK_COLLECTION"
