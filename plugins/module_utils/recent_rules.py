@@ -8,9 +8,14 @@ What a door owns, per address family (``iptables`` / ``ip6tables``, table ``filt
 * chain ``PK-<name>``: the door itself;
 * chain ``PK-<name>-R``: the reset chain (forgets a source's progress);
 * one jump ``-A INPUT -j PK-<name>`` (inserted at the top of INPUT, exactly once);
-* the xt_recent lists ``PK_<name>_1`` .. ``PK_<name>_<n>`` (one per step, the last
-  one is the "open" list).  Lists share one name space for IPv4 and IPv6 and
-  disappear from ``/proc/net/xt_recent`` when no rule refers to them any more.
+* the xt_recent lists ``PK_<name>_1`` .. ``PK_<name>_<n>`` for IPv4 and
+  ``PK6_<name>_1`` .. ``PK6_<name>_<n>`` for IPv6 (one per step, the last one
+  is the "open" list).  They disappear from ``/proc/net/xt_recent`` when no
+  rule refers to them any more.  IPv4 and IPv6 rules must NOT share a list:
+  lists live in one name space per network namespace and the kernel keeps the
+  ``--mask`` of the rule that created the list, so an ip6tables rule on a list
+  created by an iptables rule masks IPv6 sources to their first 32 bits (seen
+  on Linux 6.x: a knock from fd42:99:2::3 opened the door for fd42:99:2::2).
 
 Semantics of ``PK-<name>`` (every rule only looks at NEW packets, TCP knocks only
 at SYNs; everything else returns to INPUT untouched):
@@ -37,7 +42,7 @@ from .door import CHAIN_PREFIX, families
 
 TABLE = 'filter'
 HOOK_CHAIN = 'INPUT'
-LIST_PREFIX = 'PK_'
+LIST_PREFIX = {'ipv4': 'PK_', 'ipv6': 'PK6_'}
 MASKS = {
     'ipv4': '255.255.255.255',
     'ipv6': 'ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff',
@@ -59,13 +64,15 @@ def owned_chains(door):
     return (chain_name(door), reset_chain_name(door))
 
 
-def list_name(door, step_number):
-    """xt_recent list of step ``step_number`` (1-based); the last one is the open list."""
-    return '%s%s_%d' % (LIST_PREFIX, door.name, step_number)
+def list_name(door, step_number, family='ipv4'):
+    """xt_recent list of step ``step_number`` (1-based) in ``family``; the last one is the open list."""
+    return '%s%s_%d' % (LIST_PREFIX[family], door.name, step_number)
 
 
 def list_names(door):
-    return tuple(list_name(door, k) for k in range(1, len(door.sequence) + 1))
+    """The door's lists in the families it covers, IPv4 first, step 1 first."""
+    return tuple(list_name(door, k, family) for family in families(door)
+                 for k in range(1, len(door.sequence) + 1))
 
 
 def jump_rule(door):
@@ -76,7 +83,7 @@ def _recent(door, family, step_number, action, seconds=None):
     text = '-m recent --%s' % action
     if seconds is not None:
         text += ' --seconds %d' % seconds
-    return text + ' --name %s --mask %s --rsource' % (list_name(door, step_number), MASKS[family])
+    return text + ' --name %s --mask %s --rsource' % (list_name(door, step_number, family), MASKS[family])
 
 
 def _new_packet(port, protocol, knock):

@@ -16,8 +16,10 @@ description:
     address for a short window, entirely in the kernel (no daemon on the packet path).
   - "iptables backend: per address family (iptables and ip6tables, table C(filter)) the door owns
     the chains C(PK-<name>) and C(PK-<name>-R), one jump C(-A INPUT -j PK-<name>) inserted at the
-    top of C(INPUT) once, and the xt_recent lists C(PK_<name>_1) .. C(PK_<name>_<n>) (one per step,
-    the last one is the open list). It never touches rules it does not own."
+    top of C(INPUT) once, and the xt_recent lists C(PK_<name>_1) .. C(PK_<name>_<n>) (IPv4) and
+    C(PK6_<name>_1) .. C(PK6_<name>_<n>) (IPv6), one per step, the last one is the open list
+    (IPv4 and IPv6 never share a list, the kernel keeps one address mask per list).
+    It never touches rules it does not own."
   - "nftables backend: the door owns the table C(inet portknock_<name>): dynamic sets
     C(step<k>_v4)/C(step<k>_v6) with timeouts and a base chain C(input) hooked on input at priority
     C(filter - 10)."
@@ -185,11 +187,11 @@ chains:
   elements: str
   sample: [PK-ssh, PK-ssh-R]
 lists:
-  description: The xt_recent lists of the door (C(/proc/net/xt_recent/<list>)), step 1 first, open list last.
+  description: The xt_recent lists of the door (C(/proc/net/xt_recent/<list>)), IPv4 then IPv6, step 1 first, open list last.
   returned: when O(state=present)
   type: list
   elements: str
-  sample: [PK_ssh_1]
+  sample: [PK_ssh_1, PK6_ssh_1]
 table:
   description: The nftables table the door owns with the nftables backend.
   returned: always
