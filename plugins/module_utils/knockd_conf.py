@@ -151,6 +151,14 @@ class _Section(object):
         self.lineno = lineno
         self.lines = []
 
+    def end_of_directives(self):
+        """Index just after the last directive (new keys go there, before trailing blanks/comments)."""
+        position = 0
+        for index, line in enumerate(self.lines):
+            if line.kind != 'comment':
+                position = index + 1
+        return position
+
     def directives(self, canon):
         return [line for line in self.lines if line.canon == canon]
 
@@ -249,11 +257,7 @@ class KnockdConf(object):
         line = _Line(render_line(canon, value, indent, separator, self._newline(),
                                  spelling.lower() if lower else spelling),
                      section.name == OPTIONS_SECTION)
-        position = 0
-        for index, other in enumerate(section.lines):
-            if other.kind != 'comment':
-                position = index + 1
-        section.lines.insert(position, line)
+        section.lines.insert(section.end_of_directives(), line)
         return True
 
     def _add_section(self, name, first=False):
@@ -308,11 +312,7 @@ class KnockdConf(object):
         if section is None:
             return False
         index = self.sections.index(section)
-        last = -1
-        for position, line in enumerate(section.lines):
-            if line.kind != 'comment':
-                last = position
-        tail = section.lines[last + 1:]
+        tail = section.lines[section.end_of_directives():]
         comments = [i for i, line in enumerate(tail) if line.text.strip(_WS)]
         kept = tail[comments[0]:] if comments else []
         container = self.sections[index - 1].lines if index > 0 else self.preamble
@@ -360,11 +360,8 @@ class KnockdConf(object):
             if formatted['use_syslog']:
                 self._terminate_last_line()
                 indent = self._style(section)[0]
-                position = 0
-                for index, other in enumerate(section.lines):
-                    if other.kind != 'comment':
-                        position = index + 1
-                section.lines.insert(position, _Line(indent + 'UseSyslog' + self._newline(), True))
+                section.lines.insert(section.end_of_directives(),
+                                     _Line(indent + 'UseSyslog' + self._newline(), True))
             else:
                 section.lines = [line for line in section.lines if line.canon != 'use_syslog']
         for key in ('log_file', 'pid_file', 'interface'):

@@ -130,7 +130,9 @@ stanza:
   type: str
   sample: opencloseSSH
 changed_keys:
-  description: Canonical directives that were changed (C(stanza) when the stanza was added or removed, C(mode) for permissions only).
+  description:
+    - Canonical directives that were changed.
+    - C(stanza) when the stanza was added or removed, C(mode) for permissions only.
   returned: always
   type: list
   elements: str
