@@ -331,3 +331,40 @@ def test_fail_closed_kernel_door_survives_kill_9(tmp_path, firewall):
     assert can_connect(KNOCKER4, SERVER4)
     assert wait_for(lambda: not can_connect(KNOCKER4, SERVER4, timeout=0.3), CMD_TIMEOUT + 2)
     assert time.time() - opened <= CMD_TIMEOUT + 2.5
+
+
+def test_fail_closed_recent_list_survives_kill_9(tmp_path, firewall):
+    in_ns(SERVER_NS, 'iptables', '-I', 'INPUT', '-p', 'tcp', '--dport', '22', '-m', 'recent', '--name', 'pkd4',
+          '--rcheck', '--seconds', str(CMD_TIMEOUT), '-j', 'ACCEPT')
+    assert not can_connect(KNOCKER4, SERVER4)
+    daemon = DaemonRun(tmp_path, SEED_CONFIG, ['-K', 'openSSH=recent:pkd4']).start()
+    try:
+        in_ns(CLIENT_NS, 'knock', SERVER4, '2222', '3333', '4444')
+        assert wait_for(lambda: can_connect(KNOCKER4, SERVER4), 3), daemon.output()
+        opened = time.time()
+        assert not can_connect(OTHER4, SERVER4)
+    finally:
+        daemon.stop(signal.SIGKILL)
+    assert wait_for(lambda: not can_connect(KNOCKER4, SERVER4, timeout=0.3), CMD_TIMEOUT + 2)
+    assert time.time() - opened <= CMD_TIMEOUT + 2.5
+
+
+def test_reknock_extends_the_open_door(daemon):
+    in_ns(CLIENT_NS, 'knock', SERVER4, '2222', '3333', '4444')
+    assert wait_for(lambda: can_connect(KNOCKER4, SERVER4), 3), daemon.output()
+    time.sleep(CMD_TIMEOUT - 1)
+    in_ns(CLIENT_NS, 'knock', SERVER4, '2222', '3333', '4444')
+    reknocked = time.time()
+    assert wait_for(lambda: 'door already open, extended' in daemon.log.read_text(), 3), daemon.output()
+    time.sleep(max(0, reknocked + CMD_TIMEOUT - 1 - time.time()))
+    assert can_connect(KNOCKER4, SERVER4)     # still open after the first knock's cmd_timeout
+    assert wait_for(lambda: not can_connect(KNOCKER4, SERVER4, timeout=0.3), 4)
+    rules = in_ns(SERVER_NS, 'iptables', '-S', 'INPUT').stdout.decode()
+    assert KNOCKER4 not in rules              # exactly one rule was added and removed
+    assert daemon.log.read_text().count('running command: iptables -I') == 1
+
+
+def test_sequence_timeout_on_time(daemon):
+    sender_knock(SERVER4, '2222,3333', KNOCKER4)
+    # seq_timeout is 15 s in the seed stanza: the timeout is logged without any further packet
+    assert wait_for(lambda: 'openSSH: sequence timeout (stage 2)' in daemon.log.read_text(), 18), daemon.output()
