@@ -49,7 +49,8 @@ def build_parser():
     parser.add_argument('-d', '--daemon', action='store_true', help='run as a daemon')
     parser.add_argument('-c', '--config', default=DEFAULT_CONFIG, help='use an alternate config file')
     parser.add_argument('-D', '--debug', action='store_true', help='output debug messages')
-    parser.add_argument('-l', '--lookup', action='store_true', help='accepted for compatibility; never looks up DNS names')
+    parser.add_argument('-l', '--lookup', action='store_true',
+                        help='accepted for compatibility; never looks up DNS names')
     parser.add_argument('-p', '--pidfile', help='use an alternate pidfile')
     parser.add_argument('-g', '--logfile', help='use an alternate logfile')
     parser.add_argument('-v', '--verbose', action='store_true', help='be verbose')
@@ -158,7 +159,8 @@ class Daemon:
             self.log.error('error: cannot reload %s, keeping the running configuration: %s'
                            % (self.args.config, error))
             return False
-        self.log.both('Closing and re-opening log file: %s' % (self.args.logfile or self.config.options.get('log_file') or ''))
+        logfile = self.args.logfile or self.config.options.get('log_file') or ''
+        self.log.both('Closing and re-opening log file: %s' % logfile)
         self.apply_log_options()
         return True
 
