@@ -66,7 +66,7 @@ def make_door(name, sequence, port, step_timeout=DEFAULT_STEP_TIMEOUT, open_wind
     proto = parse_protocol(protocol, 'protocol')
     for step in steps:
         if step.protocol == proto and step.port in ports:
-            raise KnockValueError('knock port %s is also a protected port: a knock would be a connection attempt' % step)
+            raise KnockValueError('knock port %s is also a protected port: a knock would be a connection attempt' % (step,))
     return Door(
         name=parse_name(name),
         sequence=steps,

@@ -36,12 +36,12 @@ SERVER4, SERVER6 = NET4 + '1', NET6 + '1'
 CLIENT4, CLIENT6 = NET4 + '2', NET6 + '2'
 OTHER4, OTHER6 = NET4 + '3', NET6 + '3'
 SCAN4 = [NET4 + str(n) for n in range(100, 230)]   # 130 sources > ip_list_tot=100
-LISTEN_PORTS = (22, 2222, 2223)
+LISTEN_PORTS = (22, 2222, 2223, 2224)
 
 SEED = dict(name='seed', sequence=[1600], open_window=5, port=22)
 MULTI = dict(name='multi', sequence=[7001, '7002:udp', 7001, 7003], step_timeout=2, open_window=5, port=2222)
 TCP3 = dict(name='tcp3', sequence='7201,7202,7203', step_timeout=2, open_window=5, port=2223)
-SCAN = dict(name='scan', sequence=[7301, 7302], step_timeout=10, open_window=5, port=2223)
+SCAN = dict(name='scan', sequence=[7301, 7302], step_timeout=10, open_window=5, port=2224)
 
 pytestmark = [pytest.mark.integration,
               pytest.mark.skipif(os.geteuid() != 0, reason='needs root (network namespaces)')]
@@ -333,7 +333,7 @@ def test_scan_from_many_sources(lab):
     try:
         actions = [knock(SERVER4, [7301])]
         actions += [knock(SERVER4, [7301], source) for source in SCAN4]
-        actions += [knock(SERVER4, [7302]), connect(SERVER4, 2223)]
+        actions += [knock(SERVER4, [7302]), connect(SERVER4, 2224)]
         results = lab.client_run(actions)
         if lab.backend == 'nftables':
             assert results == [True]
