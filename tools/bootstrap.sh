@@ -43,3 +43,13 @@ ansible-galaxy collection install --offline --force -p "$ANSIBLE_COLLECTIONS_PAT
 export PORTKNOCK_COLLECTION="$ANSIBLE_COLLECTIONS_PATH/ansible_collections/portknock/knock"
 export ANSIBLE_COLLECTIONS_SCAN_SYS_PATH=false
 echo "bootstrap: portknock.knock installed in $PORTKNOCK_COLLECTION"
+
+# ansible-test downloads get-pip.py from a host outside the package registries: give it ours.
+pipver=$(python - <<'PY'
+import re, ansible_test, os
+src = open(os.path.join(os.path.dirname(ansible_test.__file__), '_internal', 'python_requirements.py')).read()
+print(re.search(r"pip='([0-9.]+)'", src).group(1))
+PY
+)
+mkdir -p ~/.ansible/test/cache
+cp "$REPO/tools/ansible-test-get-pip.py" ~/.ansible/test/cache/get_pip_${pipver//./_}.py
