@@ -14,9 +14,13 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import ctypes
 import json
 import socket
+import struct
 import subprocess
+
+from .capture_filter import build_filter, pack_filter
 
 ETH_P_ALL = 0x0003
 SO_RCVBUFFORCE = 33
@@ -25,6 +29,8 @@ SOL_PACKET = 263
 PACKET_IGNORE_OUTGOING = 23
 RECEIVE_BUFFER = 8 * 1024 * 1024
 SNAPLEN = 256   # enough for IP + extension headers + TCP/UDP header
+SO_ATTACH_FILTER = 26
+SO_DETACH_FILTER = 27
 
 
 class CaptureError(OSError):
@@ -66,6 +72,26 @@ class Capture:
             sock.close()
             raise CaptureError(error.errno, 'could not open %s: %s' % (name, error.strerror))
         return sock
+
+    def set_ports(self, ports):
+        """Let only packets to ``ports`` (plus IPv6 with extension headers) through; True if attached."""
+        instructions = build_filter(ports)
+        attached = True
+        for sock in self.sockets:
+            if instructions is None:
+                try:
+                    sock.setsockopt(socket.SOL_SOCKET, SO_DETACH_FILTER, 0)
+                except OSError:
+                    pass
+                attached = False
+                continue
+            program = ctypes.create_string_buffer(pack_filter(instructions))
+            fprog = struct.pack('HL', len(instructions), ctypes.addressof(program))
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
+            except OSError:
+                attached = False
+        return attached
 
     def fileno_map(self):
         return dict((sock.fileno(), sock) for sock in self.sockets)

@@ -62,6 +62,8 @@ def build_parser():
                              'instead of running the start/stop commands')
     parser.add_argument('--state-file', default=DEFAULT_STATE_FILE,
                         help='where open doors are remembered (default %s)' % DEFAULT_STATE_FILE)
+    parser.add_argument('--no-filter', action='store_true',
+                        help='do not attach a BPF filter to the capture sockets')
     parser.add_argument('--max-attempts', type=int, default=DEFAULT_MAX_ATTEMPTS,
                         help='knock attempts kept in memory (default %d)' % DEFAULT_MAX_ATTEMPTS)
     return parser
@@ -135,7 +137,7 @@ class Daemon:
                                   ipv4_only=self.args.ipv4_only)
         self.config = config
         self.tracker = tracker
-        self.watched = tracker.ports()
+        self.update_watched()
         self.handle(tracker.events_at_start)
 
     def apply_log_options(self):
@@ -155,7 +157,7 @@ class Daemon:
             self.load()
         except (ConfigError, KnockValueError, OSError) as error:
             self.config, self.tracker = old_config, old_tracker
-            self.watched = old_tracker.ports()
+            self.update_watched()
             self.log.error('error: cannot reload %s, keeping the running configuration: %s'
                            % (self.args.config, error))
             return False
@@ -177,6 +179,12 @@ class Daemon:
             self.addresses = set(found)
             self.tracker.set_local_addresses(self.addresses)
 
+    def update_watched(self):
+        self.watched = self.tracker.ports()
+        if self.capture is not None and not self.args.no_filter:
+            if not self.capture.set_ports(port for port, _proto in self.watched):
+                self.log.dprint('capture filter not attached, filtering in the daemon')
+
     # -- events ------------------------------------------------------------------
     def handle(self, events, now=None):
         log = self.log
@@ -197,10 +205,10 @@ class Daemon:
             elif kind == 'exhausted':
                 log.error('no more sequences left in the one time sequences file for door %s --> disabling the door'
                           % event.stanza)
-                self.watched = self.tracker.ports()
+                self.update_watched()
             elif kind == 'sequence':
                 log.dprint('new sequence for door %s' % event.stanza)
-                self.watched = self.tracker.ports()
+                self.update_watched()
 
     def on_packet(self, data, now):
         packet = parse_ip(data)
@@ -333,6 +341,7 @@ def main(argv=None):
     except OSError as error:
         sys.stderr.write('%s\n' % (error.strerror or error))
         return 1
+    daemon.update_watched()
     wrote_pid = False
     if args.daemon:
         wrote_pid = daemonize(pidfile)

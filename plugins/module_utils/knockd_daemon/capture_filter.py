@@ -1,0 +1,85 @@
+# -*- coding: utf-8 -*-
+# Copyright: portknock.knock contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Classic BPF program for the capture socket: only knock candidates reach Python.
+
+Like knockd's pcap filter, built from the destination ports of the stanzas'
+sequences.  Offsets are relative to the network header (AF_PACKET SOCK_DGRAM).
+Kept: IPv4 TCP/UDP first fragments to one of the ports; IPv6 TCP/UDP to one of
+the ports; IPv6 packets with extension headers (packet.py walks them).
+Dropped: everything else.  Pure: returns the instructions; capture.py attaches
+them.  Returns None (no filter) when there are too many ports for the 8-bit
+jump offsets of classic BPF.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import struct
+
+MAX_FILTER_PORTS = 100
+SNAP = 0xFFFF
+
+LD_B_ABS, LD_H_ABS, LD_H_IND, LDX_B_MSH = 0x30, 0x28, 0x48, 0xB1
+ALU_AND_K, JEQ_K, JSET_K, RET_K = 0x54, 0x15, 0x45, 0x06
+
+
+def _assemble(program):
+    """program: list of (label or None, code, jt, jf, k); jt/jf are labels or 0."""
+    labels = dict((item[0], index) for index, item in enumerate(program) if item[0])
+    result = []
+    for index, (_label, code, jt, jf, k) in enumerate(program):
+        offsets = []
+        for target in (jt, jf):
+            offset = labels[target] - index - 1 if isinstance(target, str) else target
+            if not 0 <= offset <= 255:
+                raise ValueError('BPF jump too far')
+            offsets.append(offset)
+        result.append((code, offsets[0], offsets[1], k))
+    return result
+
+
+def _port_block(ports, drop):
+    block = []
+    for port in ports:
+        block.append((None, JEQ_K, 0, 1, port))
+        block.append((None, RET_K, 0, 0, SNAP))
+    block.append((drop, RET_K, 0, 0, 0))
+    return block
+
+
+def build_filter(ports):
+    """Instructions (code, jt, jf, k) keeping packets to ``ports`` (ints), or None."""
+    ports = sorted(set(int(port) for port in ports))
+    if len(ports) > MAX_FILTER_PORTS:
+        return None
+    program = [
+        (None, LD_B_ABS, 0, 0, 0),
+        (None, ALU_AND_K, 0, 0, 0xF0),
+        (None, JEQ_K, 0, 'v6', 0x40),
+        (None, LD_B_ABS, 0, 0, 9),
+        (None, JEQ_K, 1, 0, 6),
+        (None, JEQ_K, 0, 'drop4', 17),
+        (None, LD_H_ABS, 0, 0, 6),
+        (None, JSET_K, 'drop4', 0, 0x1FFF),
+        (None, LDX_B_MSH, 0, 0, 0),
+        (None, LD_H_IND, 0, 0, 2),
+    ] + _port_block(ports, 'drop4') + [
+        ('v6', LD_B_ABS, 0, 0, 0),
+        (None, ALU_AND_K, 0, 0, 0xF0),
+        (None, JEQ_K, 0, 'drop6', 0x60),
+        (None, LD_B_ABS, 0, 0, 6),
+        (None, JEQ_K, 'ports6', 0, 6),
+        (None, JEQ_K, 'ports6', 0, 17),
+        (None, JEQ_K, 'drop6', 0, 58),
+        (None, JEQ_K, 'drop6', 0, 59),
+        (None, RET_K, 0, 0, SNAP),
+        ('ports6', LD_H_ABS, 0, 0, 42),
+    ] + _port_block(ports, 'drop6')
+    return _assemble(program)
+
+
+def pack_filter(instructions):
+    """The bytes of a struct sock_filter array."""
+    return b''.join(struct.pack('HBBI', code, jt, jf, k) for code, jt, jf, k in instructions)
