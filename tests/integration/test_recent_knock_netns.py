@@ -144,7 +144,7 @@ class Lab(object):
     def srv(self, *cmd, **kwargs):
         return sh('ip', 'netns', 'exec', self.server, *cmd, **kwargs)
 
-    def module(self, args, check=False, diff=False, callback='oneline'):
+    def module(self, args, check=False, diff=False, callback='oneline', python='/usr/bin/python3'):
         """Run the module in the server ns; returns the module result dict (or the output
         of another stdout ``callback``: oneline does not show diffs)."""
         args = dict(args)
@@ -156,7 +156,7 @@ class Lab(object):
                    ANSIBLE_STDOUT_CALLBACK=callback, ANSIBLE_LOAD_CALLBACK_PLUGINS='1',
                    ANSIBLE_LOCALHOST_WARNING='0', ANSIBLE_INVENTORY_UNPARSED_WARNING='0')
         cmd = ['ip', 'netns', 'exec', self.server, os.path.join(VENV_BIN, 'ansible'), 'localhost', '-c', 'local',
-               '-e', 'ansible_python_interpreter=/usr/bin/python3',
+               '-e', 'ansible_python_interpreter=%s' % python,
                '-m', 'portknock.knock.recent_knock', '-a', json.dumps(args)]
         if check:
             cmd.append('--check')
@@ -342,6 +342,23 @@ def test_scan_from_many_sources(lab):
             assert results == [False]
     finally:
         assert not lab.module(dict(name='scan', state='absent')).get('failed')
+
+
+def test_legacy_without_python_iptables_falls_back_to_restore(lab):
+    if lab.backend != 'legacy':
+        pytest.skip('legacy hosts only')
+    door = dict(name='fallback', sequence=[7401], port=2224)
+    try:
+        # the venv's Python has no python-iptables
+        result = lab.module(door, python=sys.executable)
+        assert result['changed'] and 'iptables-legacy-restore' in result['backend_details'], result
+        # python-iptables writes exactly the same rules: nothing to change
+        result = lab.module(door)
+        assert result['changed'] is False and 'python-iptables' in result['backend_details'], result
+        assert '-A INPUT -j PK-fallback' in lab.srv('iptables-legacy', '-S').stdout
+        assert 'PK-fallback' not in lab.srv('nft', 'list', 'ruleset').stdout
+    finally:
+        assert lab.module(dict(name='fallback', state='absent'), python=sys.executable)['changed']
 
 
 def test_zz_absent_leaves_no_trace(lab):
