@@ -34,12 +34,20 @@ fi
 export PATH="$REPO/.venv/bin:$PATH"
 
 # Build the collection and install the tarball offline: tests run against the installed copy.
-dist="$REPO/.cache/dist"
-export ANSIBLE_COLLECTIONS_PATH="$REPO/.cache/collections"
-rm -rf "$dist" "$ANSIBLE_COLLECTIONS_PATH/ansible_collections/portknock"
-mkdir -p "$dist" "$ANSIBLE_COLLECTIONS_PATH"
-(cd "$REPO" && ansible-galaxy collection build --force --output-path "$dist" >/dev/null)
-ansible-galaxy collection install --offline --force -p "$ANSIBLE_COLLECTIONS_PATH" "$dist"/portknock-knock-*.tar.gz >/dev/null
+# Each build goes to its own directory and a symlink is switched atomically, so a test run
+# never sees a half-installed collection when another bootstrap runs beside it.
+cache="$REPO/.cache"
+mkdir -p "$cache"
+build=$(mktemp -d "$cache/build.XXXXXX")
+(cd "$REPO" && ansible-galaxy collection build --force --output-path "$build/dist" >/dev/null)
+ansible-galaxy collection install --offline --force -p "$build/collections" "$build"/dist/portknock-knock-*.tar.gz >/dev/null
+[ -d "$cache/dist" ] && [ ! -L "$cache/dist" ] && rm -rf "$cache/dist"
+[ -d "$cache/collections" ] && [ ! -L "$cache/collections" ] && rm -rf "$cache/collections"
+ln -sfn "$build/dist" "$cache/dist.new" && mv -T "$cache/dist.new" "$cache/dist"
+ln -sfn "$build/collections" "$cache/collections.new" && mv -T "$cache/collections.new" "$cache/collections"
+# builds older than an hour are nobody's any more
+find "$cache" -maxdepth 1 -name 'build.*' -mmin +60 ! -path "$build" -exec rm -rf {} + 2>/dev/null || true
+export ANSIBLE_COLLECTIONS_PATH="$build/collections"
 export PORTKNOCK_COLLECTION="$ANSIBLE_COLLECTIONS_PATH/ansible_collections/portknock/knock"
 export ANSIBLE_COLLECTIONS_SCAN_SYS_PATH=false
 echo "bootstrap: portknock.knock installed in $PORTKNOCK_COLLECTION"

@@ -27,7 +27,7 @@ sanity() {
   # built tarball's content (what users get), as its own git repo.
   local dir="$REPO/.cache/sanity/ansible_collections/portknock/knock"
   rm -rf "$REPO/.cache/sanity" && mkdir -p "$dir"
-  tar -C "$dir" -xzf "$REPO"/.cache/dist/portknock-knock-*.tar.gz
+  tar -C "$dir" -xzf "$build"/dist/portknock-knock-*.tar.gz
   rm -f "$dir/MANIFEST.json" "$dir/FILES.json"
   (cd "$dir" && git init -q . && git add -A && ansible-test sanity --python "$(python -c 'import sys;print("%d.%d" % sys.version_info[:2])')" --color no)
 }
