@@ -44,8 +44,8 @@ def collections_root():
 
 
 def run(*args, **kwargs):
-    kwargs.setdefault('check', True)
-    return subprocess.run(list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs)
+    check = kwargs.pop('check', True)
+    return subprocess.run(list(args), check=check, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs)
 
 
 def in_ns(ns, *args, **kwargs):
@@ -65,14 +65,15 @@ def netns():
     requirements()
     for ns in (SERVER_NS, CLIENT_NS):
         run('ip', 'netns', 'del', ns, check=False)
+    listener = None
     try:
         run('ip', 'netns', 'add', SERVER_NS)
         run('ip', 'netns', 'add', CLIENT_NS)
         run('ip', 'link', 'add', SERVER_IF, 'netns', SERVER_NS, 'type', 'veth', 'peer', 'name', CLIENT_IF,
             'netns', CLIENT_NS)
-        for ns, ifname, addrs in ((SERVER_NS, SERVER_IF, [SERVER4 + '/24', SERVER6 + '/64']),
-                                  (CLIENT_NS, CLIENT_IF, [KNOCKER4 + '/24', OTHER4 + '/24',
-                                                         KNOCKER6 + '/64', OTHER6 + '/64'])):
+        layout = ((SERVER_NS, SERVER_IF, [SERVER4 + '/24', SERVER6 + '/64']),
+                  (CLIENT_NS, CLIENT_IF, [KNOCKER4 + '/24', OTHER4 + '/24', KNOCKER6 + '/64', OTHER6 + '/64']))
+        for ns, ifname, addrs in layout:
             in_ns(ns, 'ip', 'link', 'set', 'lo', 'up')
             for addr in addrs:
                 extra = ['nodad'] if ':' in addr else []
@@ -91,7 +92,7 @@ def netns():
                 ''')])
         yield
     finally:
-        if 'listener' in locals():
+        if listener is not None:
             listener.kill()
             listener.wait()
         for ns in (SERVER_NS, CLIENT_NS):

@@ -125,7 +125,7 @@ def local_addresses(interfaces=None, run=subprocess.run):
     Reads ``ip -j addr``; returns a set (empty if ``ip`` fails).
     """
     try:
-        result = run(['ip', '-j', 'addr', 'show'], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        result = run(['ip', '-j', 'addr', 'show'], check=False, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         data = json.loads(result.stdout.decode('utf-8', 'replace') or '[]')
     except (OSError, ValueError):
         return set()
@@ -139,5 +139,5 @@ def local_addresses(interfaces=None, run=subprocess.run):
         for info in link.get('addr_info') or []:
             local = info.get('local') if isinstance(info, dict) else None
             if local:
-                addresses.add(str(local).split('%')[0])
+                addresses.add(str(local).split('%', 1)[0])
     return addresses

@@ -57,11 +57,11 @@ class NftSetDoor:
         self.nft = nft
 
     def _run(self, script):
-        result = subprocess.run([self.nft, '-f', '-'], input=script.encode(),
+        result = subprocess.run([self.nft, '-f', '-'], input=script.encode(), check=False,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         if result.returncode != 0:
-            raise OSError('nft failed (%d): %s' % (result.returncode,
-                                                  result.stderr.decode('utf-8', 'replace').strip()))
+            message = result.stderr.decode('utf-8', 'replace').strip()
+            raise OSError('nft failed (%d): %s' % (result.returncode, message))
 
     def _target(self, address):
         addr = _address(address)

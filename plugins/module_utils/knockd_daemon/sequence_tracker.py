@@ -125,7 +125,7 @@ class SequenceTracker:
         # (stanza index, source) -> Attempt
         self.attempts = {}
         # per stanza: source -> None, in order of attempt start (for expiry)
-        self.by_start = [collections.OrderedDict() for _ in self.stanzas]
+        self.by_start = [collections.OrderedDict() for _stanza in self.stanzas]
         # per stage (1..): (stanza index, source) -> None, oldest first (for eviction)
         self.by_stage = collections.defaultdict(collections.OrderedDict)
 

@@ -110,7 +110,7 @@ def test_ipv6_non_first_fragment_and_no_next_header():
 
 
 def test_ipv6_extension_header_walk_is_bounded():
-    ext = b''.join(ext_header(60) for _ in range(20)) + ext_header(6)
+    ext = b''.join(ext_header(60) for _index in range(20)) + ext_header(6)
     assert parse_ip(ipv6(tcp_header(), next_header=60, ext=ext)) is None
 
 
