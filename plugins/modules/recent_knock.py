@@ -105,6 +105,19 @@ options:
     type: str
     choices: [present, absent]
     default: present
+  rollback_timeout:
+    description:
+      - "Safe apply, handled by the action plugin: when greater than 0 (and not in check mode), the
+        whole firewall is saved and a watchdog armed on the host with M(portknock.knock.firewall_guard)
+        (guard name C(recent_knock)), the door is applied, the connection is reset so the controller
+        must open a NEW connection (with the C(portknock.knock.ssh) connection plugin: knock again),
+        and the guard is confirmed through it. If the controller cannot get back in within
+        O(rollback_timeout) seconds, the task fails saying so and the host restores its previous
+        firewall by itself."
+      - Leave room for a reconnection (ssh C(ConnectTimeout), 10 s by default, and the knock).
+      - V(0) applies the door without a way back.
+    type: int
+    default: 0
 notes:
   - "B(xt_recent capacity.) Each xt_recent list holds at most C(ip_list_tot) addresses (module
     parameter of C(xt_recent), default 100, returned as RV(xt_recent_ip_list_tot)). When a list is
@@ -123,9 +136,15 @@ notes:
     filter (priority C(filter)) still sees the packet. The door closes its ports everywhere and opens
     them where the host's filter lets them in. The iptables backend jumps from the top of C(INPUT), so
     its ACCEPT is final for the iptables rule set."
+  - Give each door its own protected ports. Two doors protecting the same port do not add up into
+    "either sequence opens". With nftables both tables must let the packet through (both sequences
+    needed), with iptables the door whose jump comes first decides.
   - The jump to the door is inserted at the top of C(INPUT) when missing; its position is not enforced
     afterwards (several doors each insert their own jump), only that it exists exactly once.
 attributes:
+  action:
+    support: full
+    details: The action plugin arms and confirms the firewall guard (O(rollback_timeout)).
   check_mode:
     support: full
   diff_mode:
@@ -255,6 +274,7 @@ def main():
             backend=dict(type='str', choices=['auto', 'iptables', 'nftables'], default='auto'),
             set_size=dict(type='int', default=nft_rules.DEFAULT_SET_SIZE),
             state=dict(type='str', choices=['present', 'absent'], default='present'),
+            rollback_timeout=dict(type='int', default=0),   # used by the action plugin only
         ),
         required_if=[('state', 'present', ('sequence', 'port'))],
         supports_check_mode=True,
