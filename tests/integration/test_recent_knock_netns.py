@@ -144,7 +144,7 @@ class Lab(object):
     def srv(self, *cmd, **kwargs):
         return sh('ip', 'netns', 'exec', self.server, *cmd, **kwargs)
 
-    def module(self, args, check=False, diff=False, callback='oneline', python='/usr/bin/python3'):
+    def module(self, args, check=False, diff=False, callback='oneline', python='/usr/bin/python3', path=None):
         """Run the module in the server ns; returns the module result dict (or the output
         of another stdout ``callback``: oneline does not show diffs)."""
         args = dict(args)
@@ -152,7 +152,7 @@ class Lab(object):
             args.setdefault('backend', 'nftables')
         elif self.backend == 'legacy':
             args.setdefault('backend', 'iptables')
-        env = dict(os.environ, PATH=self.path, ANSIBLE_COLLECTIONS_PATH=COLLECTIONS,
+        env = dict(os.environ, PATH=path or self.path, ANSIBLE_COLLECTIONS_PATH=COLLECTIONS,
                    ANSIBLE_STDOUT_CALLBACK=callback, ANSIBLE_LOAD_CALLBACK_PLUGINS='1',
                    ANSIBLE_LOCALHOST_WARNING='0', ANSIBLE_INVENTORY_UNPARSED_WARNING='0')
         cmd = ['ip', 'netns', 'exec', self.server, os.path.join(VENV_BIN, 'ansible'), 'localhost', '-c', 'local',
@@ -342,6 +342,28 @@ def test_scan_from_many_sources(lab):
             assert results == [False]
     finally:
         assert not lab.module(dict(name='scan', state='absent')).get('failed')
+
+
+BROKEN_RESTORE = '''#!/bin/sh
+# the real restore, fed the module's script with one rule the kernel side rejects before COMMIT
+sed 's/^COMMIT$/-A PK-no-such-chain -j DROP\\nCOMMIT/' | exec /usr/sbin/%s "$@"
+'''
+
+
+def test_rejected_change_leaves_the_rules_as_they_were(lab):
+    if lab.backend != 'iptables-nft':
+        pytest.skip('iptables-nft host only')
+    bindir = os.path.join(lab.tmp, 'broken')
+    os.mkdir(bindir)
+    for tool in ('iptables-nft-restore', 'ip6tables-nft-restore'):
+        with open(os.path.join(bindir, tool), 'w') as handle:
+            handle.write(BROKEN_RESTORE % tool)
+        os.chmod(os.path.join(bindir, tool), 0o755)
+    before = lab.firewall_dump()
+    result = lab.module(dict(SEED, open_window=9), path=bindir + ':' + lab.path)
+    assert result.get('failed') and 'rejected' in result['msg'], result
+    assert lab.firewall_dump() == before
+    assert lab.module(SEED)['changed'] is False
 
 
 def test_legacy_without_python_iptables_falls_back_to_restore(lab):
