@@ -368,3 +368,31 @@ def test_sequence_timeout_on_time(daemon):
     sender_knock(SERVER4, '2222,3333', KNOCKER4)
     # seq_timeout is 15 s in the seed stanza: the timeout is logged without any further packet
     assert wait_for(lambda: 'openSSH: sequence timeout (stage 2)' in daemon.log.read_text(), 18), daemon.output()
+
+
+def test_new_interface_address_is_picked_up(daemon):
+    new_address = '10.99.4.10'
+    in_ns(SERVER_NS, 'ip', 'addr', 'add', new_address + '/24', 'dev', SERVER_IF)
+    try:
+        time.sleep(0.5)
+        in_ns(CLIENT_NS, 'knock', new_address, '2222', '3333', '4444')
+        assert wait_for(lambda: can_connect(KNOCKER4, new_address), 3), daemon.output()
+    finally:
+        in_ns(SERVER_NS, 'ip', 'addr', 'del', new_address + '/24', 'dev', SERVER_IF, check=False)
+
+
+def test_daemon_mode_writes_and_removes_the_pid_file(tmp_path, firewall):
+    pidfile = tmp_path / 'knockd.pid'
+    run_ = DaemonRun(tmp_path, SEED_CONFIG, ['-d', '-p', str(pidfile)])
+    result = subprocess.run(run_.args, check=False, timeout=20)
+    assert result.returncode == 0
+    assert wait_for(pidfile.exists, 5)
+    pid = int(pidfile.read_text())
+    try:
+        assert wait_for(lambda: 'starting up, listening on %s' % SERVER_IF in run_.log.read_text(), 5)
+        in_ns(CLIENT_NS, 'knock', SERVER4, '2222', '3333', '4444')
+        assert wait_for(lambda: can_connect(KNOCKER4, SERVER4), 3), run_.log.read_text()
+    finally:
+        os.kill(pid, signal.SIGTERM)
+    assert wait_for(lambda: not pidfile.exists(), 10)
+    assert not can_connect(KNOCKER4, SERVER4, timeout=0.3)

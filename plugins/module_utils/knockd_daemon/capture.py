@@ -141,3 +141,49 @@ def local_addresses(interfaces=None, run=subprocess.run):
             if local:
                 addresses.add(str(local).split('%', 1)[0])
     return addresses
+
+
+NETLINK_ROUTE = 0
+RTMGRP_IPV4_IFADDR = 0x10
+RTMGRP_IPV6_IFADDR = 0x100
+
+
+class AddressWatcher:
+    """A netlink socket that becomes readable when an interface address changes.
+
+    The daemon then re-reads the addresses (local_addresses); it also re-reads
+    them periodically in case netlink is unavailable.
+    """
+
+    def __init__(self):
+        self.sock = None
+        try:
+            sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_ROUTE)
+            sock.bind((0, RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR))
+            sock.setblocking(False)
+            self.sock = sock
+        except (OSError, AttributeError):
+            self.sock = None
+
+    def fileno(self):
+        return self.sock.fileno() if self.sock is not None else None
+
+    def drain(self):
+        """Consume pending notifications; True if there was at least one."""
+        changed = False
+        while self.sock is not None:
+            try:
+                if not self.sock.recv(65536):
+                    break
+                changed = True
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:   # ENOBUFS: notifications lost, re-read anyway
+                changed = True
+                break
+        return changed
+
+    def close(self):
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None

@@ -24,7 +24,7 @@ import time
 from ..knockd_conf import DEFAULT_INTERFACE, DEFAULT_PID_FILE, KnockdConfError, parse, semantic
 from ..sequence import KnockValueError, format_sequence
 from .actions import DEFAULT_STATE_FILE, DoorKeeper
-from .capture import Capture, local_addresses
+from .capture import AddressWatcher, Capture, local_addresses
 from .kernel_door import KernelDoorError, parse_kernel_door_option
 from .log import KnockdLog
 from .one_time_sequences import OneTimeSequences
@@ -33,7 +33,7 @@ from .sequence_tracker import DEFAULT_MAX_ATTEMPTS, SequenceTracker
 
 VERSION = '0.8'
 DEFAULT_CONFIG = '/etc/knockd.conf'
-ADDRESS_REFRESH = 10.0     # seconds between two reads of the interfaces' addresses
+ADDRESS_REFRESH = 30.0     # seconds between two reads of the addresses (netlink tells changes sooner)
 
 
 class ConfigError(Exception):
@@ -250,6 +250,9 @@ class Daemon:
     def loop(self):
         sockets = self.capture.fileno_map()
         watch = list(sockets) + [self.wake_read.fileno()]
+        watcher = AddressWatcher()
+        if watcher.fileno() is not None:
+            watch.append(watcher.fileno())
         while not self.stop_requested:
             now = time.monotonic()
             try:
@@ -264,6 +267,10 @@ class Daemon:
             now = time.monotonic()
             for fd in readable:
                 sock = sockets.get(fd)
+                if fd == watcher.fileno():
+                    if watcher.drain():
+                        self.next_refresh = now   # an address changed: re-read now
+                    continue
                 if sock is None:
                     try:
                         while self.wake_read.recv(512):
