@@ -1,0 +1,48 @@
+# -*- coding: utf-8 -*-
+# Copyright: portknock.knock contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Action plugin of portknock.knock.recent_knock: the module, optionally under the firewall guard.
+
+With ``rollback_timeout`` > 0 (and not in check mode) the door is applied under
+``portknock.knock.firewall_guard`` (see plugin_utils/guarded_apply.py); otherwise the
+module simply runs.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible.errors import AnsibleActionFail
+from ansible.plugins.action import ActionBase
+
+from ansible_collections.portknock.knock.plugins.plugin_utils.guarded_apply import run_guarded
+
+MODULE = 'portknock.knock.recent_knock'
+GUARD_NAME = 'recent_knock'
+
+
+class ActionModule(ActionBase):
+
+    def run(self, tmp=None, task_vars=None):
+        self._supports_check_mode = True
+        self._supports_async = False
+        result = super(ActionModule, self).run(tmp, task_vars)
+        del tmp
+        if result.get('skipped'):
+            return result
+        args = dict(self._task.args)
+        timeout = args.pop('rollback_timeout', 0) or 0
+        try:
+            timeout = int(timeout)
+        except (TypeError, ValueError):
+            raise AnsibleActionFail('rollback_timeout %r is not a number of seconds' % (timeout,))
+        if timeout < 0:
+            raise AnsibleActionFail('rollback_timeout %r must be 0 (no rollback) or more seconds' % (timeout,))
+        try:
+            if timeout and not self._play_context.check_mode:
+                result.update(run_guarded(self, task_vars, MODULE, args, timeout, GUARD_NAME))
+            else:
+                result.update(self._execute_module(module_name=MODULE, module_args=args, task_vars=task_vars))
+        finally:
+            self._remove_tmp_path(self._connection._shell.tmpdir)
+        return result

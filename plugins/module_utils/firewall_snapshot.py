@@ -1,0 +1,330 @@
+# -*- coding: utf-8 -*-
+# Copyright: portknock.knock contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Save a host's whole firewall (and a few files) and put it back: the firewall guard's engine.
+
+Used by the ``portknock.knock.firewall_guard`` module, and run as a plain script on the
+host by the guard's watchdog (``python3 firewall_snapshot.py restore <snapshot dir>``), so
+it imports nothing but the standard library and nothing from the collection.
+
+A snapshot directory holds ``manifest.json`` and one file per saved thing:
+
+* ``iptables-<variant>-<family>.rules``: ``iptables-save`` output of the nf_tables and of the
+  legacy variant, IPv4 and IPv6 (legacy only when the kernel has legacy tables).  Restoring
+  replaces every table of that variant: the saved tables with ``<variant>-restore`` (no
+  ``--noflush``), and tables that exist now but did not then are reset to empty with ACCEPT
+  policies in the same transaction.
+* ``nft.ruleset``: ``nft -s list ruleset`` without the tables iptables-nft manages (family
+  ip/ip6/arp/bridge named filter/nat/mangle/raw/security; restored through iptables above).
+  Restoring deletes every other table that exists now and loads the saved ones, in one
+  ``nft -f`` transaction.  Timeouts left on set elements (``expires``) are dropped.
+* ``files/<n>``: copies of extra files (mode and owner kept), restored atomically; a file
+  that did not exist is removed.  Then the listed services are restarted.
+
+Who wins between confirm and restore is decided by renaming the snapshot directory
+(``claim``): whichever renames it first acts, the other finds nothing.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+
+GUARD_ROOT = '/var/lib/portknock/guard'
+MANIFEST = 'manifest.json'
+SEARCH_PATH = ['/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin']
+FAMILIES = (('ipv4', 'iptables', '/proc/net/ip_tables_names'),
+            ('ipv6', 'ip6tables', '/proc/net/ip6_tables_names'))
+VARIANTS = ('nft', 'legacy')
+BUILTIN_CHAINS = {
+    'filter': ('INPUT', 'FORWARD', 'OUTPUT'),
+    'nat': ('PREROUTING', 'INPUT', 'OUTPUT', 'POSTROUTING'),
+    'mangle': ('PREROUTING', 'INPUT', 'FORWARD', 'OUTPUT', 'POSTROUTING'),
+    'raw': ('PREROUTING', 'OUTPUT'),
+    'security': ('INPUT', 'FORWARD', 'OUTPUT'),
+}
+XTABLES_FAMILIES = ('ip', 'ip6', 'arp', 'bridge')
+NAME_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$')
+
+
+class SnapshotError(Exception):
+    """Saving or restoring failed; the message says which command and why."""
+
+
+def default_run(args, data=None):
+    proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out, err = proc.communicate(data.encode() if data is not None else None)
+    return proc.returncode, out.decode('utf-8', 'replace'), err.decode('utf-8', 'replace')
+
+
+def which(name):
+    for directory in os.environ.get('PATH', '').split(os.pathsep) + SEARCH_PATH:
+        path = os.path.join(directory, name)
+        if directory and os.access(path, os.X_OK):
+            return path
+    return None
+
+
+def check_name(name):
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        raise SnapshotError('guard name %r: letters, digits, - and _ only, at most 40 characters' % (name,))
+    return name
+
+
+def snapshot_dir(name, root=GUARD_ROOT):
+    return os.path.join(root, check_name(name))
+
+
+def tables_in(save_text):
+    """Table names of an iptables-save output, in order."""
+    return [line[1:].strip() for line in save_text.splitlines() if line.startswith('*')]
+
+
+def empty_table(table):
+    """An iptables-restore stanza that leaves ``table`` empty with ACCEPT policies."""
+    lines = ['*%s' % table]
+    lines.extend(':%s ACCEPT [0:0]' % chain for chain in BUILTIN_CHAINS.get(table, ()))
+    lines.append('COMMIT')
+    return '\n'.join(lines) + '\n'
+
+
+def iptables_restore_input(saved_text, tables_now):
+    """What to feed ``iptables-restore`` (without --noflush) to get back exactly ``saved_text``."""
+    saved_tables = tables_in(saved_text)
+    extra = ''.join(empty_table(t) for t in tables_now if t not in saved_tables)
+    text = saved_text if saved_text.endswith('\n') or not saved_text else saved_text + '\n'
+    return text + extra
+
+
+def is_xtables_table(family, name):
+    return family in XTABLES_FAMILIES and name in BUILTIN_CHAINS
+
+
+def nft_tables(list_text):
+    """(family, name) of each ``table <family> <name>`` line of ``nft list tables``."""
+    found = []
+    for line in list_text.splitlines():
+        parts = line.split()
+        if len(parts) >= 3 and parts[0] == 'table':
+            found.append((parts[1], parts[2]))
+    return found
+
+
+def nft_native_blocks(ruleset_text):
+    """The top-level ``table ... { }`` blocks of ``nft list ruleset`` that iptables-nft does not manage."""
+    blocks, current, keep = [], [], False
+    for line in ruleset_text.splitlines():
+        if not current:
+            parts = line.split()
+            if len(parts) >= 3 and parts[0] == 'table':
+                current = [line]
+                keep = not is_xtables_table(parts[1], parts[2])
+                if line.rstrip().endswith('}'):
+                    if keep:
+                        blocks.append(line)
+                    current = []
+            continue
+        current.append(line)
+        if line.startswith('}'):
+            if keep:
+                blocks.append('\n'.join(current))
+            current = []
+    text = '\n'.join(blocks)
+    return re.sub(r' expires [0-9dhms.]+', '', text) + ('\n' if text else '')
+
+
+def nft_restore_script(saved_native, tables_now):
+    """One ``nft -f`` transaction: delete today's native tables, load the saved ones."""
+    lines = ['delete table %s %s' % t for t in tables_now if not is_xtables_table(*t)]
+    return '\n'.join(lines) + ('\n' if lines else '') + saved_native
+
+
+def legacy_tables_now(names_file):
+    try:
+        with open(names_file) as handle:
+            return [line.strip() for line in handle if line.strip()]
+    except (IOError, OSError):
+        return []
+
+
+def _tool(base, variant, what):
+    return which('%s-%s-%s' % (base, variant, what))
+
+
+def _checked(run, args, data=None):
+    rc, out, err = run(args, data)
+    if rc != 0:
+        raise SnapshotError('%s failed (rc %s): %s' % (' '.join(args), rc, (err or out).strip()))
+    return out
+
+
+def _write(path, text, mode=0o600):
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, 'w') as handle:
+        handle.write(text)
+
+
+def save(directory, paths=(), services=(), run=default_run):
+    """Save the live firewall (and ``paths``) into ``directory`` (created 0700). Returns the manifest."""
+    os.makedirs(directory, 0o700)
+    os.chmod(directory, 0o700)
+    manifest = {'created': time.time(), 'iptables': [], 'nft': None, 'files': [], 'services': list(services)}
+    for variant in VARIANTS:
+        for family, base, names_file in FAMILIES:
+            save_bin = _tool(base, variant, 'save')
+            if not save_bin or not _tool(base, variant, 'restore'):
+                continue
+            text = ''
+            if variant == 'nft' or legacy_tables_now(names_file):
+                text = _checked(run, [save_bin])
+            name = 'iptables-%s-%s.rules' % (variant, family)
+            _write(os.path.join(directory, name), text)
+            manifest['iptables'].append({'variant': variant, 'family': family, 'file': name,
+                                         'tables': tables_in(text)})
+    nft = which('nft')
+    if nft:
+        native = nft_native_blocks(_checked(run, [nft, '-s', 'list', 'ruleset']))
+        _write(os.path.join(directory, 'nft.ruleset'), native)
+        manifest['nft'] = {'file': 'nft.ruleset', 'tables': nft_tables(native)}
+    if paths:
+        os.mkdir(os.path.join(directory, 'files'), 0o700)
+    for index, path in enumerate(paths):
+        entry = {'path': path, 'copy': None}
+        if os.path.exists(path):
+            st = os.stat(path)
+            entry.update(copy='files/%d' % index, mode=st.st_mode & 0o7777, uid=st.st_uid, gid=st.st_gid)
+            shutil.copyfile(path, os.path.join(directory, entry['copy']))
+            os.chmod(os.path.join(directory, entry['copy']), 0o600)
+        manifest['files'].append(entry)
+    _write(os.path.join(directory, MANIFEST), json.dumps(manifest, indent=1, sort_keys=True))
+    return manifest
+
+
+def restore(directory, run=default_run):
+    """Put back what ``save`` saved in ``directory``. Returns the list of what was restored.
+
+    Every part is attempted even when one fails; SnapshotError lists the failures.
+    """
+    with open(os.path.join(directory, MANIFEST)) as handle:
+        manifest = json.load(handle)
+    done, errors = [], []
+
+    def attempt(label, func):
+        try:
+            func()
+            done.append(label)
+        except (SnapshotError, IOError, OSError) as exc:
+            errors.append('%s: %s' % (label, exc))
+
+    nft = which('nft')
+    if manifest.get('nft') and nft:
+        def nft_restore():
+            with open(os.path.join(directory, manifest['nft']['file'])) as handle:
+                saved = handle.read()
+            now = nft_tables(_checked(run, [nft, 'list', 'tables']))
+            script = nft_restore_script(saved, now)
+            if script.strip():
+                _checked(run, [nft, '-f', '-'], script)
+        attempt('nft ruleset', nft_restore)
+    for entry in manifest.get('iptables', []):
+        base = 'iptables' if entry['family'] == 'ipv4' else 'ip6tables'
+        names_file = dict((f, n) for f, b, n in FAMILIES)[entry['family']]
+
+        def ipt_restore(entry=entry, base=base, names_file=names_file):
+            with open(os.path.join(directory, entry['file'])) as handle:
+                saved = handle.read()
+            if entry['variant'] == 'legacy':
+                now = legacy_tables_now(names_file)
+            else:
+                now = tables_in(_checked(run, [_tool(base, 'nft', 'save')]))
+            data = iptables_restore_input(saved, now)
+            if data.strip():
+                _checked(run, [_tool(base, entry['variant'], 'restore'), '-w'], data)
+        attempt('%s-%s' % (base, entry['variant']), ipt_restore)
+    for entry in manifest.get('files', []):
+        def file_restore(entry=entry):
+            path = entry['path']
+            if entry['copy'] is None:
+                if os.path.lexists(path):
+                    os.unlink(path)
+                return
+            tmp = '%s.portknock-guard.%d' % (path, os.getpid())
+            shutil.copyfile(os.path.join(directory, entry['copy']), tmp)
+            os.chmod(tmp, entry['mode'])
+            os.chown(tmp, entry['uid'], entry['gid'])
+            try:
+                os.rename(tmp, path)
+            except OSError:      # a mount point (bind-mounted file): rewrite it in place
+                os.unlink(tmp)
+                shutil.copyfile(os.path.join(directory, entry['copy']), path)
+                os.chmod(path, entry['mode'])
+        attempt(entry['path'], file_restore)
+    systemctl = which('systemctl')
+    for service in manifest.get('services', []):
+        attempt('restart %s' % service, lambda service=service: _checked(run, [systemctl or 'systemctl', 'restart', service]))
+    if errors:
+        raise SnapshotError('restore incomplete, failed: %s (restored: %s)' % ('; '.join(errors), ', '.join(done) or 'nothing'))
+    return done
+
+
+def claim(directory, why):
+    """Atomically take the snapshot for ``why`` ('confirmed' or 'restoring'); None if someone else did."""
+    taken = '%s.%s.%d' % (directory, why, os.getpid())
+    try:
+        os.rename(directory, taken)
+    except OSError:
+        return None
+    return taken
+
+
+def record_path(directory):
+    return directory + '.last-restore.json'
+
+
+def restore_claimed(directory, run=default_run):
+    """Claim ``directory`` and restore it; writes ``<dir>.last-restore.json``. None if it was gone."""
+    taken = claim(directory, 'restoring')
+    if taken is None:
+        return None
+    record = {'time': time.time(), 'restored': [], 'error': None}
+    try:
+        record['restored'] = restore(taken, run)
+    except (SnapshotError, IOError, OSError, ValueError) as exc:
+        record['error'] = str(exc)
+    _write(record_path(directory), json.dumps(record, sort_keys=True))
+    if record['error'] is None:
+        shutil.rmtree(taken, ignore_errors=True)
+    return record
+
+
+def main(argv=None):
+    """``restore DIR`` now, or ``watch SECONDS DIR`` (sleep, then restore): the watchdog's entry point."""
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) == 2 and argv[0] == 'restore':
+        directory = argv[1]
+    elif len(argv) == 3 and argv[0] == 'watch':
+        time.sleep(float(argv[1]))
+        directory = argv[2]
+    else:
+        sys.stderr.write('usage: firewall_snapshot.py restore DIR | watch SECONDS DIR\n')
+        return 2
+    record = restore_claimed(directory)
+    if record is None:
+        sys.stdout.write('%s: confirmed or already restored, nothing to do\n' % directory)
+        return 0
+    sys.stdout.write('%s: restored %s\n' % (directory, ', '.join(record['restored'])))
+    if record['error']:
+        sys.stderr.write('%s\n' % record['error'])
+        return 1
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
