@@ -396,3 +396,43 @@ def test_daemon_mode_writes_and_removes_the_pid_file(tmp_path, firewall):
         os.kill(pid, signal.SIGTERM)
     assert wait_for(lambda: not pidfile.exists(), 10)
     assert not can_connect(KNOCKER4, SERVER4, timeout=0.3)
+
+
+def test_one_time_sequences_file_is_used_like_knockd(tmp_path, firewall):
+    sequences = tmp_path / 'otp'
+    sequences.write_text(' 6001,6002,6003\n 6011,6012,6013\n')
+    config = SEED_CONFIG + textwrap.dedent('''
+        [otpSSH]
+            one_time_sequences = {otp}
+            seq_timeout = 15
+            tcpflags = syn
+            start_command = iptables -I INPUT -s %IP% -p tcp --dport 22 -j ACCEPT
+            cmd_timeout = {timeout}
+            stop_command = iptables -D INPUT -s %IP% -p tcp --dport 22 -j ACCEPT
+        ''').replace('{otp}', str(sequences))
+    daemon = DaemonRun(tmp_path, config).start()
+    try:
+        in_ns(CLIENT_NS, 'knock', SERVER4, '6001', '6002', '6003')
+        assert wait_for(lambda: can_connect(KNOCKER4, SERVER4), 3), daemon.output()
+        assert sequences.read_text() == '#6001,6002,6003\n 6011,6012,6013\n'
+        assert wait_for(lambda: not can_connect(KNOCKER4, SERVER4, timeout=0.3), CMD_TIMEOUT + 3)
+        in_ns(CLIENT_NS, 'knock', SERVER4, '6001', '6002', '6003')    # replay: refused
+        time.sleep(1)
+        assert not can_connect(KNOCKER4, SERVER4, timeout=0.3)
+        in_ns(CLIENT_NS, 'knock', SERVER4, '6011', '6012', '6013')
+        assert wait_for(lambda: can_connect(KNOCKER4, SERVER4), 3), daemon.output()
+        assert 'no more sequences left in the one time sequences file for door otpSSH' in daemon.log.read_text()
+    finally:
+        daemon.stop()
+
+
+def test_sighup_with_a_new_sequence(daemon):
+    daemon.conf.write_text(daemon.conf.read_text().replace('2222,3333,4444', '7001,7002,7003'))
+    daemon.process.send_signal(signal.SIGHUP)
+    assert wait_for(lambda: 'Re-reading config file' in daemon.log.read_text(), 5)
+    time.sleep(0.5)
+    in_ns(CLIENT_NS, 'knock', SERVER4, '2222', '3333', '4444')
+    time.sleep(1)
+    assert not can_connect(KNOCKER4, SERVER4, timeout=0.3)
+    in_ns(CLIENT_NS, 'knock', SERVER4, '7001', '7002', '7003')
+    assert wait_for(lambda: can_connect(KNOCKER4, SERVER4), 3), daemon.output()
