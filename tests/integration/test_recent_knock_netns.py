@@ -17,6 +17,7 @@ from __future__ import absolute_import, division, print_function
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -184,7 +185,9 @@ class Lab(object):
         parts = []
         for tool in ('iptables-nft-save', 'ip6tables-nft-save', 'iptables-legacy-save', 'ip6tables-legacy-save'):
             out = self.srv(tool).stdout
-            parts.append('\n'.join(line for line in out.splitlines() if not line.startswith('#')))
+            # legacy chains carry packet counters (IPv6 ND moves them): not the door's business
+            parts.append(re.sub(r'\[\d+:\d+\]', '[0:0]', '\n'.join(
+                line for line in out.splitlines() if not line.startswith('#'))))
         parts.append(self.srv('nft', '-t', 'list', 'ruleset').stdout)
         parts.append(' '.join(sorted(self.srv('ls', '/proc/net/xt_recent', check=False).stdout.split())))
         return '\n'.join(parts)
