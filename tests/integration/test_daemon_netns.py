@@ -436,3 +436,60 @@ def test_sighup_with_a_new_sequence(daemon):
     assert not can_connect(KNOCKER4, SERVER4, timeout=0.3)
     in_ns(CLIENT_NS, 'knock', SERVER4, '7001', '7002', '7003')
     assert wait_for(lambda: can_connect(KNOCKER4, SERVER4), 3), daemon.output()
+
+
+PARITY_CONFIG = '''\
+[options]
+    LogFile = {log}
+
+[openSSH]
+    sequence    = 2222,3333,4444
+    seq_timeout = 15
+    tcpflags    = syn
+    start_command = echo start %IP%
+    cmd_timeout = 2
+    stop_command = echo stop %IP%
+
+[udpSSH]
+    sequence    = 5001:udp,5002:udp,5003:udp
+    seq_timeout = 15
+    start_command = echo udp %IP%
+'''
+
+
+def knockd_lines(text):
+    """The log lines both daemons must write the same (timestamps dropped)."""
+    keep = ('Stage', 'OPEN SESAME', 'running command', 'command timeout')
+    return [line.split('] ', 1)[-1] for line in text.splitlines() if any(word in line for word in keep)]
+
+
+def test_same_log_lines_as_debian_knockd(tmp_path, firewall):
+    if not shutil.which('knockd'):
+        pytest.skip('needs Debian knockd')
+    ours = DaemonRun(tmp_path, PARITY_CONFIG)
+    theirs_dir = tmp_path / 'debian'
+    theirs_dir.mkdir()
+    theirs_log = theirs_dir / 'knockd.log'
+    theirs_conf = theirs_dir / 'knockd.conf'
+    theirs_conf.write_text(PARITY_CONFIG.format(log=theirs_log))
+    knockd = subprocess.Popen(['ip', 'netns', 'exec', SERVER_NS, 'knockd', '-i', SERVER_IF, '-c', str(theirs_conf)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ours.start()
+    try:
+        assert wait_for(lambda: theirs_log.exists() and 'starting up' in theirs_log.read_text(), 5)
+        time.sleep(0.5)
+        in_ns(CLIENT_NS, 'knock', SERVER4, '2222', '3333', '4444')
+        time.sleep(0.5)
+        in_ns(CLIENT_NS, 'knock', SERVER4, '2222', '4444', '3333')
+        time.sleep(0.5)
+        in_ns(CLIENT_NS, 'knock', '-u', SERVER4, '5001', '5002', '5003')
+        time.sleep(3)
+        expected = knockd_lines(theirs_log.read_text())
+        assert '%s: openSSH: OPEN SESAME' % KNOCKER4 in expected
+        assert '%s: openSSH: command timeout' % KNOCKER4 in expected
+        assert 'udpSSH: running command: echo udp %s' % KNOCKER4 in expected
+        assert knockd_lines(ours.log.read_text()) == expected
+    finally:
+        knockd.terminate()
+        knockd.wait()
+        ours.stop()
