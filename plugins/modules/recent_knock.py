@@ -37,7 +37,9 @@ description:
     (C(nft -f)), so a half door never exists and a rejected change leaves the live rules as they were.
 version_added: 1.0.0
 author:
-  - portknock.knock contributors
+  - portknock.knock contributors (@portknock)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 options:
   name:
     description:
@@ -143,12 +145,18 @@ notes:
     afterwards (several doors each insert their own jump), only that it exists exactly once.
 attributes:
   action:
+    description: Indicates this has a corresponding action plugin so some parts of the task run on the controller.
     support: full
     details: The action plugin arms and confirms the firewall guard (O(rollback_timeout)).
   check_mode:
     support: full
+    details: Reads the live rules and reports the exact change and diff without applying anything.
   diff_mode:
     support: full
+    details: Before and after are the door's rules as C(iptables-save) / C(nft -t list table) print them.
+  platform:
+    support: full
+    platforms: posix
 requirements:
   - iptables (nf_tables or legacy variant) for the iptables backend, python3-iptables recommended on legacy hosts.
   - nftables (nft) for the nftables backend.

@@ -93,7 +93,7 @@ CLIENT = textwrap.dedent('''
 
 def sh(*cmd, **kwargs):
     kwargs.setdefault('check', True)
-    return subprocess.run(list(cmd), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    return subprocess.run(list(cmd), stdout=subprocess.PIPE, stderr=subprocess.PIPE,  # pylint: disable=subprocess-run-check
                           universal_newlines=True, **kwargs)
 
 
@@ -162,7 +162,8 @@ class Lab(object):
             cmd.append('--check')
         if diff:
             cmd.append('--diff')
-        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, env=env)
+        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, env=env,
+                              check=False)
         if callback != 'oneline':
             return proc.stdout
         for line in proc.stdout.splitlines():

@@ -59,8 +59,9 @@ def test_nft_host_uses_nft_restore_never_legacy():
 
 def test_legacy_host_without_iptc_warns_and_uses_legacy_restore(monkeypatch):
     monkeypatch.setattr(ib.iptc_rules, 'import_iptc', lambda: None)
-    host = FakeHost('iptables v1.8.9 (legacy)\n', ['iptables', 'iptables-legacy-save', 'iptables-legacy-restore',
-                                                    'ip6tables-legacy-save', 'ip6tables-legacy-restore'])
+    bins = ['iptables', 'iptables-legacy-save', 'iptables-legacy-restore', 'ip6tables-legacy-save',
+            'ip6tables-legacy-restore']
+    host = FakeHost('iptables v1.8.9 (legacy)\n', bins)
     backend = ib.IptablesBackend(host.run, host.which)
     assert backend.warnings and 'iptables-legacy-restore' in backend.warnings[0]
     door = make_door('ssh', [1600], 22, ip_version='ipv4')
