@@ -1,0 +1,407 @@
+#!/usr/bin/env python3
+# Copyright: portknock.knock contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Benchmark: Debian's knockd 0.8 vs the collection's bundled daemon, on lab hosts.
+
+    python3 benchmarks/daemon_vs_knockd.py [--quick] [--keep-lab]   (repo root, as root)
+
+Brings up its own lab (lab/pklab.py, 3 hosts: server, client, flooder) and
+always tears it down.  For each implementation, one after the other on the
+same hosts, with the same knockd.conf stanza (start command inserts an ACCEPT
+for %IP% on a protected port with a listener, stop command deletes it; the
+knock ports and the protected port are DROPped otherwise):
+
+1. knock-to-open latency (last knock sent -> the protected port accepts a new
+   connection) over >= 30 knocks, each from a fresh source address, random gaps;
+2. legit-knock success rate while SYNs from many spoofed sources hit the knock
+   ports at increasing rates (the rate the sender really achieved is reported);
+3. RSS of the daemon idle and after each flood step;
+4. CPU seconds of the daemon per 100k packets sent at it.
+
+The bundled daemon is also measured with a fail-closed kernel door
+(``-K recent:NAME``: no shell command, the kernel list holds the expiry).
+It prints numbers; it asserts nothing.  See benchmarks/README.md.
+"""
+
+import argparse
+import ipaddress
+import json
+import os
+import random
+import signal
+import statistics
+import subprocess
+import sys
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LAB = 'bench-daemon'
+PKLAB = os.path.join(REPO, 'lab', 'pklab.py')
+CONTAINERS_CONF = os.path.join(REPO, 'lab', 'containers.conf')
+REMOTE = '/opt/pkbench'                       # on the hosts
+COLLECTIONS = REMOTE + '/collections'         # holds ansible_collections/portknock/knock
+KNOCK_PORTS = (7001, 7002, 7003)
+SEQUENCE = ','.join(str(p) for p in KNOCK_PORTS)
+PROTECTED = 2200
+CMD_TIMEOUT = 2
+RECENT = 'pkbench'
+SPOOF_PREFIX = '172.31.0.0'                   # private range routed nowhere, no lab host in it
+ENV = dict(os.environ, CONTAINERS_CONF=CONTAINERS_CONF)
+
+KNOCKD_CONF = """[options]
+    Interface = eth0
+
+[bench]
+    sequence      = %(seq)s
+    seq_timeout   = 5
+    tcpflags      = syn
+    start_command = /usr/sbin/iptables -I INPUT -s %%IP%% -p tcp --dport %(port)d -j ACCEPT
+    cmd_timeout   = %(timeout)d
+    stop_command  = /usr/sbin/iptables -D INPUT -s %%IP%% -p tcp --dport %(port)d -j ACCEPT
+""" % {'seq': SEQUENCE, 'port': PROTECTED, 'timeout': CMD_TIMEOUT}
+
+LISTENER = """
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(('0.0.0.0', %d))
+s.listen(4096)
+while True:
+    c, _a = s.accept()
+    c.close()
+""" % PROTECTED
+
+DAEMON = COLLECTIONS + '/ansible_collections/portknock/knock/scripts/portknock-knockd'
+IMPLEMENTATIONS = [
+    # name, command line, firewall extra rule, measure flood?
+    ('knockd 0.8', ['/usr/sbin/knockd', '-c', '/etc/pkbench/knockd.conf', '-i', 'eth0'], False, True),
+    ('daemon', ['/usr/bin/python3', DAEMON, '-c', '/etc/pkbench/knockd.conf', '-i', 'eth0',
+                '--state-file', '/run/pkbench/state.json'], False, True),
+    ('daemon -K recent', ['/usr/bin/python3', DAEMON, '-c', '/etc/pkbench/knockd.conf', '-i', 'eth0',
+                          '--state-file', '/run/pkbench/state.json', '-K', 'bench=recent:' + RECENT],
+     True, False),
+]
+
+
+def say(message):
+    print(message, flush=True)
+
+
+def run(cmd, check=True, timeout=600, input_text=None):
+    result = subprocess.run(cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            universal_newlines=True, timeout=timeout, input=input_text)
+    if check and result.returncode != 0:
+        raise RuntimeError('command failed (%d): %s\n%s%s' % (result.returncode, ' '.join(cmd),
+                                                             result.stdout[-2000:], result.stderr[-2000:]))
+    return result
+
+
+class Host:
+    def __init__(self, info):
+        self.name = info['name']
+        self.container = info['container']
+        self.ipv4 = info['ipv4']
+
+    def sh(self, script, check=True, timeout=600):
+        return run(['podman', 'exec', self.container, 'sh', '-c', script], check=check, timeout=timeout)
+
+    def popen(self, argv):
+        return subprocess.Popen(['podman', 'exec', self.container] + argv, env=ENV,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
+
+    def put(self, local, remote):
+        self.sh('mkdir -p %s' % os.path.dirname(remote))
+        run(['podman', 'cp', local, '%s:%s' % (self.container, remote)])
+
+    def write(self, remote, text):
+        run(['podman', 'exec', '-i', self.container, 'sh', '-c',
+             'mkdir -p %s && cat > %s' % (os.path.dirname(remote), remote)], input_text=text)
+
+
+# -- lab ---------------------------------------------------------------------------
+class Lab:
+    def __init__(self):
+        self.up = False
+
+    def __enter__(self):
+        self.up = True
+        run([sys.executable, PKLAB, 'up', '--lab', LAB, '-n', '3'], timeout=900)
+        with open(os.path.join(REPO, '.lab', 'labs', LAB, 'hosts.json')) as handle:
+            self.info = json.load(handle)
+        self.hosts = [Host(item) for item in self.info['hosts']]
+        return self
+
+    def down(self):
+        if self.up:
+            self.up = False
+            run([sys.executable, PKLAB, 'down', '--lab', LAB], check=False, timeout=300)
+
+    def __exit__(self, *exc):
+        self.down()
+
+
+def used_lab_addresses():
+    """Every IPv4 address a podman container holds (any lab)."""
+    ids = run(['podman', 'ps', '-aq']).stdout.split()
+    used = set()
+    if ids:
+        out = run(['podman', 'inspect', '--format',
+                   '{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}'] + ids, check=False).stdout
+        used.update(out.split())
+    return used
+
+
+def client_addresses(lab, count):
+    """``count`` + 1 unused addresses of the lab's /24 (.100 up), verified unused."""
+    subnet = ipaddress.ip_network(lab.info['subnet4'])
+    used = used_lab_addresses() | set(h.ipv4 for h in lab.hosts)
+    free = [str(subnet.network_address + n) for n in range(100, 201)
+            if str(subnet.network_address + n) not in used]
+    if len(free) < count + 1:
+        raise RuntimeError('not enough free addresses in %s' % subnet)
+    return free[:count + 1]
+
+
+# -- setup -------------------------------------------------------------------------
+def copy_collection(host):
+    base = COLLECTIONS + '/ansible_collections/portknock/knock'
+    host.sh('rm -rf %s && mkdir -p %s/plugins' % (COLLECTIONS, base))
+    run(['podman', 'cp', os.path.join(REPO, 'plugins', 'module_utils'),
+         '%s:%s/plugins/module_utils' % (host.container, base)])
+    run(['podman', 'cp', os.path.join(REPO, 'scripts'), '%s:%s/scripts' % (host.container, base)])
+
+
+def setup_server(server):
+    server.sh('DEBIAN_FRONTEND=noninteractive apt-get install -y -q knockd >/dev/null 2>&1 '
+              '|| (apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q knockd)',
+              timeout=600)
+    server.sh('systemctl disable --now knockd >/dev/null 2>&1; true')
+    copy_collection(server)
+    server.write('/etc/pkbench/knockd.conf', KNOCKD_CONF)
+    server.write(REMOTE + '/listener.py', LISTENER)
+    server.sh('mkdir -p /run/pkbench; '
+              'systemd-run --quiet --unit=pkbench-listener --collect /usr/bin/python3 %s/listener.py' % REMOTE)
+    server.sh('iptables -A INPUT -p tcp -m recent --name %s --rcheck --seconds %d --dport %d -j ACCEPT; '
+              'iptables -A INPUT -p tcp --dport %d -j DROP; '
+              'iptables -A INPUT -p tcp -m multiport --dports %s -j DROP'
+              % (RECENT, CMD_TIMEOUT, PROTECTED, PROTECTED, SEQUENCE))
+
+
+def setup_client(client, addresses):
+    copy_collection(client)
+    client.put(os.path.join(REPO, 'benchmarks', 'lab_knock_client.py'), REMOTE + '/lab_knock_client.py')
+    client.sh('; '.join('ip addr add %s/32 dev eth0' % a for a in addresses))
+
+
+def setup_flooder(flooder):
+    flooder.put(os.path.join(REPO, 'benchmarks', 'lab_syn_flood.py'), REMOTE + '/lab_syn_flood.py')
+
+
+# -- measurements ----------------------------------------------------------------------
+def proc_stats(server, pid):
+    """(rss KiB, cpu seconds) of ``pid`` on the server."""
+    out = server.sh('grep VmRSS /proc/%d/status; cat /proc/%d/stat; getconf CLK_TCK' % (pid, pid)).stdout.split('\n')
+    rss = int(out[0].split()[1])
+    fields = out[1].rsplit(')', 1)[1].split()
+    ticks = int(out[2])
+    return rss, (int(fields[11]) + int(fields[12])) / float(ticks)
+
+
+def knock_trials(client, server, sources, count, timeout=1.5, gap=(0.05, 0.3)):
+    out = client.sh('python3 %s/lab_knock_client.py --collections %s --server %s --sequence %s --port %d '
+                    '--sources %s --count %d --gap-min %s --gap-max %s --timeout %s'
+                    % (REMOTE, COLLECTIONS, server.ipv4, SEQUENCE, PROTECTED, ','.join(sources), count,
+                       gap[0], gap[1], timeout), timeout=600).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def percentile(values, fraction):
+    ordered = sorted(values)
+    if not ordered:
+        return float('nan')
+    index = min(len(ordered) - 1, max(0, int(round(fraction * (len(ordered) - 1)))))
+    return ordered[index]
+
+
+class Implementation:
+    def __init__(self, name, argv, kernel_door, flood):
+        self.name, self.argv, self.kernel_door, self.flood = name, argv, kernel_door, flood
+        self.unit = 'pkbench-' + ''.join(c if c.isalnum() else '-' for c in name)
+        self.pid = None
+
+    def start(self, server):
+        server.sh('systemctl stop %s >/dev/null 2>&1; systemctl reset-failed %s >/dev/null 2>&1; true'
+                  % (self.unit, self.unit))
+        server.sh('systemd-run --quiet --unit=%s --collect %s' % (self.unit, ' '.join(self.argv)))
+        for _ in range(50):
+            pid = int(server.sh('systemctl show -p MainPID --value %s' % self.unit).stdout.strip() or 0)
+            if pid:
+                self.pid = pid
+                return pid
+            time.sleep(0.1)
+        raise RuntimeError('%s did not start' % self.name)
+
+    def stop(self, server):
+        server.sh('systemctl stop %s >/dev/null 2>&1; true' % self.unit, check=False)
+
+
+def wait_ready(client, server, source):
+    """Knock from ``source`` until the door opens (the daemon is capturing), then let it close."""
+    for _attempt in range(20):
+        result = knock_trials(client, server, [source], 1, timeout=1.0, gap=(0.2, 0.2))[0]
+        if result['ok']:
+            time.sleep(CMD_TIMEOUT + 1.5)
+            return True
+    return False
+
+
+def flood_step(lab, impl, rate, knocks, sources, stats):
+    server, client, flooder = lab.hosts
+    flooder.sh('rm -f /tmp/pkbench-flood.stop')
+    before = proc_stats(server, impl.pid)
+    proc = flooder.popen(['python3', REMOTE + '/lab_syn_flood.py', '--target', server.ipv4,
+                          '--ports', SEQUENCE, '--rate', str(rate), '--duration', '120',
+                          '--prefix', SPOOF_PREFIX])
+    try:
+        time.sleep(1.0)   # let the flood reach its rate
+        trials = knock_trials(client, server, sources, knocks)
+    finally:
+        flooder.sh('touch /tmp/pkbench-flood.stop', check=False)
+        out, err = proc.communicate(timeout=60)
+    flood = json.loads(out.strip().splitlines()[-1]) if out.strip() else {'sent': 0, 'pps': 0, 'seconds': 0}
+    time.sleep(CMD_TIMEOUT + 1.0)       # doors close, the daemon catches up
+    after = proc_stats(server, impl.pid)
+    packets = flood['sent'] + 3 * len(trials)
+    ok = sum(1 for t in trials if t['ok'])
+    row = {'rate': rate, 'pps': flood['pps'], 'sent': flood['sent'], 'ok': ok, 'knocks': len(trials),
+           'rss_kib': after[0], 'cpu_s': round(after[1] - before[1], 3),
+           'cpu_per_100k': round((after[1] - before[1]) * 100000.0 / packets, 3) if packets else None}
+    stats.append(row)
+    say('  flood %-6s achieved %8.0f pps: %2d/%2d knocks opened (%5.1f %%), RSS %6.1f MiB, CPU %.2f s/100k pkts'
+        % (rate or 'max', flood['pps'], ok, len(trials), 100.0 * ok / max(1, len(trials)), after[0] / 1024.0,
+           row['cpu_per_100k'] or 0))
+    return row
+
+
+def measure(lab, impl, addresses, plan):
+    server, client, _flooder = lab.hosts
+    ready_source, pool = addresses[0], addresses[1:]
+    say('== %s' % impl.name)
+    impl.start(server)
+    try:
+        time.sleep(1.0)
+        if not wait_ready(client, server, ready_source):
+            raise RuntimeError('%s never opened the door' % impl.name)
+        idle = proc_stats(server, impl.pid)
+        say('  idle RSS %.1f MiB' % (idle[0] / 1024.0))
+        fresh = pool[:plan['latency_knocks']]
+        trials = knock_trials(client, server, fresh, len(fresh))
+        times = [t['ms'] for t in trials if t['ok']]
+        result = {'name': impl.name, 'idle_rss_kib': idle[0], 'latency_ok': len(times),
+                  'latency_n': len(trials),
+                  'p50': statistics.median(times) if times else float('nan'),
+                  'p90': percentile(times, 0.9), 'flood': []}
+        say('  latency over %d fresh sources: p50 %.2f ms, p90 %.2f ms (%d/%d opened)'
+            % (len(trials), result['p50'], result['p90'], len(times), len(trials)))
+        if impl.flood:
+            time.sleep(CMD_TIMEOUT + 1.0)
+            rotation = pool[len(fresh):] + fresh   # reused only long after their door closed
+            offset = 0
+            for rate in plan['rates']:
+                sources = [rotation[(offset + i) % len(rotation)] for i in range(plan['flood_knocks'])]
+                offset += plan['flood_knocks']
+                flood_step(lab, impl, rate, plan['flood_knocks'], sources, result['flood'])
+        return result
+    finally:
+        impl.stop(server)
+
+
+def command_cost(server):
+    """Median milliseconds of the stanza's start+stop command pair run by a shell (for reference)."""
+    out = server.sh("python3 -c '\n"
+                    "import subprocess, time, statistics\n"
+                    "r = []\n"
+                    "for i in range(10):\n"
+                    "    t = time.perf_counter()\n"
+                    "    subprocess.run([\"/bin/sh\", \"-c\", \"/usr/sbin/iptables -I INPUT -s 10.255.0.1 -p tcp --dport %d -j ACCEPT\"])\n"
+                    "    r.append((time.perf_counter() - t) * 1000)\n"
+                    "    subprocess.run([\"/bin/sh\", \"-c\", \"/usr/sbin/iptables -D INPUT -s 10.255.0.1 -p tcp --dport %d -j ACCEPT\"])\n"
+                    "print(statistics.median(r))'" % (PROTECTED, PROTECTED)).stdout
+    return float(out.strip())
+
+
+def report(results, plan, cost):
+    say('')
+    say('== summary (%s)' % time.strftime('%Y-%m-%d %H:%M'))
+    say('start command alone (sh -c iptables -I ...): median %.1f ms' % cost)
+    say('%-18s %9s %9s %9s %12s' % ('', 'p50 ms', 'p90 ms', 'opened', 'idle RSS MiB'))
+    for r in results:
+        say('%-18s %9.2f %9.2f %5d/%-3d %12.1f' % (r['name'], r['p50'], r['p90'], r['latency_ok'], r['latency_n'],
+                                                  r['idle_rss_kib'] / 1024.0))
+    flooded = [r for r in results if r['flood']]
+    if len(flooded) >= 2:
+        base, new = flooded[0], flooded[1]
+        say('')
+        say('latency ratio %s/%s: p50 x%.1f, p90 x%.1f' % (base['name'], new['name'],
+                                                           base['p50'] / new['p50'], base['p90'] / new['p90']))
+        say('')
+        say('%-8s | %-40s | %-40s' % ('flood', base['name'], new['name']))
+        say('%-8s | %9s %7s %8s %12s | %9s %7s %8s %12s' % ('target', 'pps', 'opened', 'RSS MiB', 'CPU s/100k',
+                                                          'pps', 'opened', 'RSS MiB', 'CPU s/100k'))
+        for a, b in zip(base['flood'], new['flood']):
+            say('%-8s | %9.0f %6.0f%% %8.1f %12.3f | %9.0f %6.0f%% %8.1f %12.3f' % (
+                a['rate'] or 'max',
+                a['pps'], 100.0 * a['ok'] / max(1, a['knocks']), a['rss_kib'] / 1024.0, a['cpu_per_100k'] or 0,
+                b['pps'], 100.0 * b['ok'] / max(1, b['knocks']), b['rss_kib'] / 1024.0, b['cpu_per_100k'] or 0))
+    say('')
+    say(json.dumps({'plan': plan, 'command_ms': cost, 'results': results}))
+
+
+PLANS = {
+    'full': {'latency_knocks': 40, 'flood_knocks': 30, 'rates': [1000, 5000, 20000, 50000, 100000, 0, 0, 0]},
+    'quick': {'latency_knocks': 30, 'flood_knocks': 15, 'rates': [5000, 50000, 0]},
+}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--quick', action='store_true', help='fewer flood steps and knocks (< 3 minutes)')
+    parser.add_argument('--keep-lab', action='store_true', help='leave the lab hosts up (debugging)')
+    parser.add_argument('--only', action='append', default=[], help='only this implementation (repeatable)')
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        raise SystemExit('run as root (rootful podman lab)')
+    plan = PLANS['quick' if args.quick else 'full']
+    random.seed()
+
+    def on_signal(signum, _frame):
+        raise KeyboardInterrupt('signal %d' % signum)
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, on_signal)
+
+    lab = Lab()
+    started = time.monotonic()
+    try:
+        lab.__enter__()
+        server, client, flooder = lab.hosts
+        say('lab up: server %s, client %s, flooder %s' % (server.ipv4, client.ipv4, flooder.ipv4))
+        addresses = client_addresses(lab, max(plan['latency_knocks'], 40) + 30)
+        setup_server(server)
+        setup_client(client, addresses)
+        setup_flooder(flooder)
+        cost = command_cost(server)
+        results = []
+        for entry in IMPLEMENTATIONS:
+            impl = Implementation(*entry)
+            if args.only and impl.name not in args.only:
+                continue
+            results.append(measure(lab, impl, addresses, plan))
+        report(results, plan, cost)
+    finally:
+        if not args.keep_lab:
+            lab.down()
+        say('(%.0f s)' % (time.monotonic() - started))
+
+
+if __name__ == '__main__':
+    main()
