@@ -12,7 +12,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible.errors import AnsibleActionFail
+from ansible.errors import AnsibleActionFail, AnsibleConnectionFailure
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.portknock.knock.plugins.plugin_utils.guarded_apply import run_guarded
@@ -44,5 +44,8 @@ class ActionModule(ActionBase):
             else:
                 result.update(self._execute_module(module_name=MODULE, module_args=args, task_vars=task_vars))
         finally:
-            self._remove_tmp_path(self._connection._shell.tmpdir)
+            try:
+                self._remove_tmp_path(self._connection._shell.tmpdir)
+            except AnsibleConnectionFailure:
+                pass    # the host is out of reach (the guard's failure message says why)
         return result
