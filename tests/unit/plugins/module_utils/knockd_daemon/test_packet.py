@@ -11,7 +11,7 @@ import struct
 from hypothesis import given, settings, strategies as st
 
 from ansible_collections.portknock.knock.plugins.module_utils.knockd_daemon.packet import (
-    Packet, parse_cooked, parse_ethernet, parse_frame, parse_ip, tcp_flag_names)
+    Packet, parse_cooked, parse_ethernet, parse_frame, parse_ip, parse_ipv4, parse_ipv4_general, tcp_flag_names)
 
 SRC4, DST4 = '10.99.4.2', '10.99.4.1'
 SRC6, DST6 = 'fd42:99:4::2', 'fd42:99:4::1'
@@ -174,3 +174,25 @@ def test_mutated_extension_header_chains_never_raise(chain, tail):
         ext += struct.pack('!BB', next_header, length) + b'\x00' * 6
     result = parse_ip(ipv6(tail, next_header=chain[0][0] if chain else 6, ext=ext))
     assert result is None or isinstance(result, Packet)
+
+
+IPV4_PLAIN = [
+    ipv4(tcp_header(flags=0x12)),
+    ipv4(udp_header(payload=b'abcdefgh'), proto=17),
+    ipv4(udp_header(payload=b''), proto=17),
+    ipv4(tcp_header(), options=b'\x01' * 4),
+]
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.sampled_from(IPV4_PLAIN), st.lists(st.tuples(st.integers(0, 47), st.integers(0, 255)), max_size=6),
+       st.integers(0, 48), st.sampled_from([bytes, bytearray, memoryview]))
+def test_ipv4_fast_path_same_as_general(packet, changes, cut, kind):
+    mutated = bytearray(packet)
+    for position, value in changes:
+        if position < len(mutated):
+            mutated[position] = value
+    data = kind(bytes(mutated[:cut]))
+    assert parse_ipv4(data) == parse_ipv4_general(data)
+    framed = kind(b'\x00' * 14 + bytes(mutated[:cut]))
+    assert parse_ipv4(framed, 14) == parse_ipv4_general(framed, 14)
