@@ -90,6 +90,7 @@ knock_delay: 50
 import os
 import re
 import shlex
+import tempfile
 
 from ansible.errors import AnsibleConnectionFailure, AnsibleError
 from ansible.module_utils.common.text.converters import to_bytes, to_text
@@ -97,7 +98,7 @@ from ansible.plugins.connection.ssh import Connection as SSHConnection
 from ansible.utils.display import Display
 
 from ansible_collections.portknock.knock.plugins.module_utils.knock_cli import (
-    CLOSED_MARKER, SEQUENCE_ENV, build_proxy_command)
+    CLOSED_MARKER, SEQUENCE_ENV, STATUS_FILE_ENV, build_proxy_command)
 from ansible_collections.portknock.knock.plugins.module_utils.knock_sender import KnockSendError, knock
 from ansible_collections.portknock.knock.plugins.module_utils.sequence import (
     KnockValueError, format_sequence, parse_sequence)
@@ -188,8 +189,10 @@ class Connection(SSHConnection):
         if user_proxy:
             self._knock_from_controller(steps, family)
             return b_command
-        # The proxy reads the sequence from the environment ssh passes on.
+        # The proxy reads the sequence from the environment ssh passes on,
+        # and reports a closed port in the status file.
         os.environ[SEQUENCE_ENV] = format_sequence(steps)
+        os.environ[STATUS_FILE_ENV] = self._status_file()
         timeout = int(self.get_option('timeout') or 10)
         proxy = build_proxy_command(delay_ms=self.get_option('knock_delay'), family=family,
                                     knock_host=self.get_option('knock_host'),
@@ -197,6 +200,25 @@ class Connection(SSHConnection):
         index = b_command.index(to_bytes(binary, errors='surrogate_or_strict')) + 1
         b_command[index:index] = [b'-o', to_bytes('ProxyCommand=' + proxy, errors='surrogate_or_strict')]
         return b_command
+
+    def _status_file(self):
+        if not getattr(self, '_knock_status_file', None):
+            handle, path = tempfile.mkstemp(prefix='portknock-status-')
+            os.close(handle)
+            self._knock_status_file = path
+        return self._knock_status_file
+
+    def _read_status(self):
+        path = getattr(self, '_knock_status_file', None)
+        if not path:
+            return ''
+        try:
+            with open(path) as handle:
+                text = handle.read().strip()
+            open(path, 'w').close()
+            return text
+        except (IOError, OSError):
+            return ''
 
     def _master_alive(self):
         path = getattr(self, 'control_path', None)
@@ -224,7 +246,8 @@ class Connection(SSHConnection):
                     host=self.host)
 
     def _explained(self, exc):
-        text = explain_failure(to_text(exc), self.host, self.get_option('port'))
+        status = self._read_status()
+        text = explain_failure(to_text(exc) + ('\n' + status if status else ''), self.host, self.get_option('port'))
         if text is None:
             return exc
         return AnsibleConnectionFailure(text)
@@ -244,3 +267,13 @@ class Connection(SSHConnection):
     def reset(self):
         self._knocked_directly = False
         return super(Connection, self).reset()
+
+    def close(self):
+        path = getattr(self, '_knock_status_file', None)
+        if path:
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+            self._knock_status_file = None
+        return super(Connection, self).close()

@@ -31,6 +31,9 @@ from .sequence import KnockValueError, parse_port, parse_sequence
 
 PROG = 'knock'
 SEQUENCE_ENV = 'PORTKNOCK_SEQUENCE'
+# ssh with ControlPersist sends a ProxyCommand's stderr to /dev/null: proxy mode
+# also writes its error to the file named here (the connection plugin reads it).
+STATUS_FILE_ENV = 'PORTKNOCK_STATUS_FILE'
 DEFAULT_CONNECT_TIMEOUT = 10.0   # seconds the proxy keeps trying after the knock
 ATTEMPT_TIMEOUT = 0.5            # one connect attempt; the door may open a few ms late
 BUFSIZE = 65536
@@ -202,6 +205,18 @@ def run_proxy(args):
         sock.close()
 
 
+def write_status(message, environ=None):
+    """Append ``message`` to the file named by $PORTKNOCK_STATUS_FILE, if any."""
+    path = (environ if environ is not None else os.environ).get(STATUS_FILE_ENV)
+    if not path:
+        return
+    try:
+        with open(path, 'a') as handle:
+            handle.write(message + '\n')
+    except (IOError, OSError):
+        pass
+
+
 def _import_line():
     """Python statements that import this module's main() from where it lives now."""
     here = os.path.abspath(__file__)
@@ -247,7 +262,10 @@ def main(argv=None):
         else:
             run_knock(args)
     except (KnockSendError, ProxyError) as exc:
-        sys.stderr.write('%s: %s\n' % (PROG, exc))
+        message = '%s: %s' % (PROG, exc)
+        sys.stderr.write(message + '\n')
+        if args.proxy:
+            write_status(message)
         return 1
     except KeyboardInterrupt:
         return 130

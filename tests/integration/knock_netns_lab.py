@@ -126,6 +126,15 @@ class Lab(object):
             found[(match.group(1), int(match.group(2)))] = int(fields[0])
         return found
 
+    def new_connections(self, port=SSH_PORT, family=4):
+        """NEW TCP connections let through the door to ``port`` (its rcheck ACCEPT counter)."""
+        tool = 'iptables' if family == 4 else 'ip6tables'
+        out = self.ns(self.server, tool, '-nvxL', 'INPUT').stdout
+        for line in out.splitlines():
+            if 'recent: CHECK' in line and re.search(r'tcp dpt:%d\s' % port, line + ' '):
+                return int(line.split()[0])
+        raise AssertionError('no door rule for port %d' % port)
+
     def knocks(self, family=4):
         return self.counters(family).get(('tcp', KNOCK_PORT), 0)
 
