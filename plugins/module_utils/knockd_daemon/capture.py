@@ -43,10 +43,14 @@ class Capture:
     def __init__(self, interfaces, receive_buffer=RECEIVE_BUFFER):
         self.interfaces = list(interfaces)
         self.sockets = []
+        self.outgoing_filtered = set()   # sockets the kernel keeps outgoing packets from
         self._buffer = bytearray(SNAPLEN)
         try:
             for name in self.interfaces:
-                self.sockets.append(self._open(name, receive_buffer))
+                sock, filtered = self._open(name, receive_buffer)
+                self.sockets.append(sock)
+                if filtered:
+                    self.outgoing_filtered.add(sock)
         except OSError:
             self.close()
             raise
@@ -64,14 +68,15 @@ class Capture:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
             try:
                 sock.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
+                filtered = True
             except OSError:
-                pass  # kernel < 4.20: outgoing packets are skipped in read()
+                filtered = False  # kernel < 4.20: outgoing packets are skipped in read()
             sock.bind((name, ETH_P_ALL))  # Python applies htons() itself
             sock.setblocking(False)
         except OSError as error:
             sock.close()
             raise CaptureError(error.errno, 'could not open %s: %s' % (name, error.strerror))
-        return sock
+        return sock, filtered
 
     def set_ports(self, ports):
         """Let only packets to ``ports`` (plus IPv6 with extension headers) through; True if attached."""
@@ -99,6 +104,16 @@ class Capture:
     def read(self, sock, limit=256):
         """Up to ``limit`` received network-layer packets waiting on ``sock`` (bytes)."""
         packets = []
+        if sock in self.outgoing_filtered:
+            # Only incoming packets arrive: recv() gives the bytes in one call.
+            recv = sock.recv
+            append = packets.append
+            try:
+                for _count in range(limit):
+                    append(recv(SNAPLEN))
+            except (BlockingIOError, InterruptedError):
+                pass
+            return packets
         buffer = self._buffer
         for _count in range(limit):
             try:

@@ -76,6 +76,10 @@ class KnockdLog:
         except (IOError, OSError, ValueError):
             pass
 
+    def wanted(self):
+        """True when logprint/vprint messages go somewhere (callers skip formatting otherwise)."""
+        return self.verbose or self.use_syslog or self.logfile is not None
+
     def vprint(self, message):
         if self.verbose:
             self._print(message)

@@ -191,17 +191,22 @@ class Daemon:
         for event in events:
             kind = event.kind
             if kind == 'stage':
-                log.both('%s: %s: Stage %d' % (event.source, event.stanza, event.stage))
+                if log.wanted():   # one per packet under a flood: do not even format it for nobody
+                    log.both('%s: %s: Stage %d' % (event.source, event.stanza, event.stage))
             elif kind == 'open':
                 log.both('%s: %s: OPEN SESAME' % (event.source, event.stanza))
                 self.keeper.open(self.config.by_name[event.stanza], event.source, event.family, now)
             elif kind == 'timeout':
-                log.both('%s: %s: sequence timeout (stage %d)' % (event.source, event.stanza, event.stage))
+                if log.wanted():
+                    log.both('%s: %s: sequence timeout (stage %d)' % (event.source, event.stanza, event.stage))
             elif kind == 'reset':
-                log.dprint('%s: %s: wrong knock, sequence reset (stage %d)' % (event.source, event.stanza, event.stage))
+                if log.debug:
+                    log.dprint('%s: %s: wrong knock, sequence reset (stage %d)'
+                               % (event.source, event.stanza, event.stage))
             elif kind == 'evicted':
-                log.dprint('%s: %s: knock attempt dropped, too many attempts (stage %d)'
-                           % (event.source, event.stanza, event.stage))
+                if log.debug:
+                    log.dprint('%s: %s: knock attempt dropped, too many attempts (stage %d)'
+                               % (event.source, event.stanza, event.stage))
             elif kind == 'exhausted':
                 log.error('no more sequences left in the one time sequences file for door %s --> disabling the door'
                           % event.stanza)
@@ -211,14 +216,23 @@ class Daemon:
                 self.update_watched()
 
     def on_packet(self, data, now):
-        packet = parse_ip(data)
-        if packet is None or (packet.dport, packet.proto) not in self.watched:
-            return
-        if self.log.debug:
-            self.log.dprint('%s: %s: %s:%d -> %s:%d %d bytes' % (
-                time.strftime('%Y-%m-%d %H:%M:%S'), packet.proto, packet.src, packet.sport,
-                packet.dst, packet.dport, len(data)))
-        events = self.tracker.feed(packet, now)
+        self.on_packets((data,), now)
+
+    def on_packets(self, datas, now):
+        """Parse and account packets read together (one expiry pass, events handled after)."""
+        watched = self.watched
+        debug = self.log.debug
+        packets = []
+        for data in datas:
+            packet = parse_ip(data)
+            if packet is None or (packet.dport, packet.proto) not in watched:
+                continue
+            if debug:
+                self.log.dprint('%s: %s: %s:%d -> %s:%d %d bytes' % (
+                    time.strftime('%Y-%m-%d %H:%M:%S'), packet.proto, packet.src, packet.sport,
+                    packet.dst, packet.dport, len(data)))
+            packets.append(packet)
+        events = self.tracker.feed_many(packets, now)
         if events:
             self.handle(events, now)
 
@@ -278,8 +292,7 @@ class Daemon:
                     except (BlockingIOError, InterruptedError):
                         pass
                     continue
-                for data in self.capture.read(sock):
-                    self.on_packet(data, now)
+                self.on_packets(self.capture.read(sock), now)
             if self.reload_requested:
                 self.reload_requested = False
                 self.reload()

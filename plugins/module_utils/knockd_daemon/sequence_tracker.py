@@ -221,22 +221,41 @@ class SequenceTracker:
         if now is None:
             now = self.clock()
         events = self.expire(now)
-        if packet is None or (self.ipv4_only and packet.family == 6):
-            return events
+        if packet is not None:
+            self.feed_unexpired(packet, now, events)
+        return events
+
+    def feed_many(self, packets, now=None):
+        """Account parsed Packets that arrived together (``now``): one expiry pass, then each packet.
+
+        Same events as feeding them one by one at ``now``; cheaper under a flood.
+        """
+        if now is None:
+            now = self.clock()
+        events = self.expire(now)
+        feed = self.feed_unexpired
+        for packet in packets:
+            feed(packet, now, events)
+        return events
+
+    def feed_unexpired(self, packet, now, events):
+        """Account one Packet (not None), appending its Events to ``events``; no expiry pass."""
+        if self.ipv4_only and packet.family == 6:
+            return
         step = (packet.dport, packet.proto)
         source = packet.src
         dst = None
         for tracked in self.stanzas:
             if not tracked.enabled or step not in tracked.relevant:
                 continue
-            if packet.proto == 'tcp' and not tracked.flags_match(packet.flags):
-                continue  # knockd: wrong flags are ignored, never a reset
+            if packet.proto == 'tcp' and not (tracked.required <= packet.flags
+                                              and not tracked.forbidden & packet.flags):
+                continue  # knockd: wrong flags are ignored, never a reset (flags_match, inlined)
             if dst is None:
                 dst = normalize_address(packet.dst) if ':' in packet.dst else packet.dst
             if not self._destination_ok(tracked, dst):
                 continue
             self._feed_stanza(tracked, source, step, packet.family, now, events)
-        return events
 
     def _feed_stanza(self, tracked, source, step, family, now, events):
         key = (tracked.index, source)

@@ -282,3 +282,18 @@ def test_one_time_sequences_empty_file_disables_the_stanza(clock, tmp_path):
     path.write_text('#1111\n')
     tracker = make(clock, stanza(name='otp', sequence=None), one_time={'otp': OneTimeSequences(str(path))})
     assert [e.kind for e in tracker.events_at_start] == ['exhausted']
+
+
+def test_feed_many_gives_the_same_events_as_feeding_one_by_one(clock):
+    packets = ([tcp('10.99.4.%d' % (n % 7 + 2), port) for n, port in enumerate([2222, 3333, 2222, 4444, 3333] * 6)]
+               + [tcp('10.99.4.2', 4444), udp('10.99.4.3', 2222), tcp('10.99.4.9', 2222, flags=('ack',))])
+    one = SequenceTracker([stanza(), stanza('other', '3333,2222')], local_addresses=[SERVER], clock=clock,
+                          max_attempts=5)
+    many = SequenceTracker([stanza(), stanza('other', '3333,2222')], local_addresses=[SERVER], clock=clock,
+                           max_attempts=5)
+    expected = []
+    for packet in packets:
+        expected += one.feed(packet, clock.now)
+    assert many.feed_many(packets, clock.now) == expected
+    assert kinds(expected, 'open') and kinds(expected, 'evicted')
+    assert one.attempts.keys() == many.attempts.keys()
