@@ -1,0 +1,59 @@
+# -*- coding: utf-8 -*-
+# Copyright: portknock.knock contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The ``portknock.knock.knock`` task: its arguments and what it does.
+
+Shared by the module (knocks from the host it runs on, used with
+``delegate_to``) and the action plugin (knocks from the controller).
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from .knock_sender import KnockSendError, knock
+from .sequence import KnockValueError, format_sequence, parse_sequence
+
+DEFAULT_DELAY_MS = 50
+IP_VERSIONS = ('any', 'ipv4', 'ipv6')
+
+ARGUMENT_SPEC = dict(
+    host=dict(type='str', required=True),
+    sequence=dict(type='raw', required=True, no_log=True),
+    delay=dict(type='int', default=DEFAULT_DELAY_MS),
+    ip_version=dict(type='str', default='any', choices=list(IP_VERSIONS)),
+    source=dict(type='str'),
+)
+
+
+class KnockTaskError(Exception):
+    """A bad argument or a knock that could not be sent (message safe to show)."""
+
+
+def run_knock_task(params, check_mode=False):
+    """Knock as the task ``params`` say; return the task result (never the sequence)."""
+    try:
+        steps = parse_sequence(params['sequence'])
+    except KnockValueError as exc:
+        # the message names the bad step only, not the whole sequence
+        raise KnockTaskError('sequence is invalid: %s' % exc)
+    delay = params.get('delay')
+    if delay is None:
+        delay = DEFAULT_DELAY_MS
+    if delay < 0:
+        raise KnockTaskError('delay %r must be 0 or more milliseconds' % delay)
+    family = params.get('ip_version') or 'any'
+    result = dict(changed=False, host=params['host'], knocks=len(steps),
+                  protocols=sorted(set(step.protocol for step in steps)))
+    if check_mode:
+        result['address'] = None
+        result['msg'] = 'check mode: would knock %d ports on %s' % (len(steps), params['host'])
+        return result
+    try:
+        address = knock(params['host'], format_sequence(steps), delay_ms=delay, family=family,
+                        source=params.get('source'))
+    except KnockSendError as exc:
+        raise KnockTaskError(str(exc))
+    result['address'] = address
+    result['msg'] = 'knocked %d ports on %s (%s)' % (len(steps), params['host'], address)
+    return result
