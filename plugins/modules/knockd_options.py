@@ -20,7 +20,10 @@ description:
   - The existing file is parsed first as knockd 0.8 does; an invalid file fails naming the line
     and value and is left untouched. The file is written atomically.
 version_added: 0.1.0
-author: portknock.knock contributors
+author:
+  - portknock.knock contributors (@portknock)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 options:
   path:
     description: Path of the knockd configuration file.
@@ -55,6 +58,8 @@ attributes:
     support: full
   diff_mode:
     support: full
+  platform:
+    platforms: posix
 seealso:
   - module: portknock.knock.knockd_stanza
 '''

@@ -24,7 +24,10 @@ description:
     left untouched. The file is written atomically.
   - It does not reload knockd; notify a handler for that.
 version_added: 0.1.0
-author: portknock.knock contributors
+author:
+  - portknock.knock contributors (@portknock)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 options:
   path:
     description: Path of the knockd configuration file.
@@ -100,6 +103,8 @@ attributes:
     support: full
   diff_mode:
     support: full
+  platform:
+    platforms: posix
 seealso:
   - module: portknock.knock.knockd_options
 '''

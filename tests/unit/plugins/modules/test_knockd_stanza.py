@@ -29,6 +29,11 @@ pytestmark = pytest.mark.skipif(shutil.which('ansible', path=BIN) is None, reaso
 CMD = '/usr/sbin/iptables -A INPUT -s %IP% -p tcp --dport 22 -j ACCEPT'
 
 
+def run_result(*args, **kwargs):
+    """The module result alone."""
+    return run(*args, **kwargs)[0]
+
+
 def run(tmp_path, args, module='knockd_stanza', check=False, diff=False):
     """Run the module for real; return (result dict, stdout)."""
     tree = tmp_path / ('tree-%d' % len(list(tmp_path.iterdir())))
@@ -42,7 +47,7 @@ def run(tmp_path, args, module='knockd_stanza', check=False, diff=False):
         command.append('--check')
     if diff:
         command.append('--diff')
-    proc = subprocess.run(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    proc = subprocess.run(command, env=env, check=False, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                           universal_newlines=True, timeout=120)
     with open(str(tree / 'localhost')) as handle:
         result = json.load(handle)
@@ -77,7 +82,7 @@ def door_args(path, **extra):
 
 def test_create_new_file_mode_0600_then_idempotent(tmp_path):
     path = str(tmp_path / 'new.conf')
-    result, _ = run(tmp_path, door_args(path))
+    result = run_result(tmp_path, door_args(path))
     assert result['changed'] is True
     assert 'stanza' in result['changed_keys']
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
@@ -86,7 +91,7 @@ def test_create_new_file_mode_0600_then_idempotent(tmp_path):
     assert stanza.sequence == (Step(2222, 'tcp'), Step(3333, 'tcp'), Step(4444, 'tcp'))
     assert (stanza.seq_timeout, stanza.cmd_timeout) == (15, 86400)
     before = snapshot(path)
-    result, _ = run(tmp_path, door_args(path))
+    result = run_result(tmp_path, door_args(path))
     assert result['changed'] is False and result['changed_keys'] == []
     assert snapshot(path) == before
 
@@ -98,16 +103,16 @@ def test_equivalent_values_are_no_change(tmp_path):
                      '  Timeout = 15\n  Command = %s\n' % CMD)
     os.chmod(path, 0o600)
     before = snapshot(path)
-    result, _ = run(tmp_path, dict(path=path, name='door', sequence=[2222, '3333:tcp'],
-                                   tcpflags='syn', seq_timeout='15', command=CMD))
+    result = run_result(tmp_path, dict(path=path, name='door', sequence=[2222, '3333:tcp'],
+                                       tcpflags='syn', seq_timeout='15', command=CMD))
     assert result['changed'] is False, result
     assert snapshot(path) == before
 
 
 def test_update_removes_unset_directives_and_keeps_other_lines(conf, tmp_path):
     old = open(conf).read()
-    result, _ = run(tmp_path, dict(path=conf, name='closeSSH', sequence='9000,8000,7000',
-                                   command='/bin/true'))
+    result = run_result(tmp_path, dict(path=conf, name='closeSSH', sequence='9000,8000,7000',
+                                       command='/bin/true'))
     assert result['changed'] is True
     assert sorted(result['changed_keys']) == ['seq_timeout', 'start_command', 'tcpflags']
     new = open(conf).read()
@@ -118,11 +123,11 @@ def test_update_removes_unset_directives_and_keeps_other_lines(conf, tmp_path):
 
 def test_check_mode_predicts_and_changes_nothing(conf, tmp_path):
     before = snapshot(conf)
-    result, _ = run(tmp_path, door_args(conf), check=True)
+    result = run_result(tmp_path, door_args(conf), check=True)
     assert result['changed'] is True
     assert snapshot(conf) == before
     missing = str(tmp_path / 'missing.conf')
-    result, _ = run(tmp_path, door_args(missing), check=True)
+    result = run_result(tmp_path, door_args(missing), check=True)
     assert result['changed'] is True and not os.path.exists(missing)
 
 
@@ -136,43 +141,43 @@ def test_diff_shows_full_text_with_path_header(conf, tmp_path):
 
 
 def test_absent(conf, tmp_path):
-    result, _ = run(tmp_path, dict(path=conf, name='openHTTPS', state='absent'))
+    result = run_result(tmp_path, dict(path=conf, name='openHTTPS', state='absent'))
     assert result['changed'] is True and result['changed_keys'] == ['stanza']
     text = open(conf).read()
     assert '[openHTTPS]' not in text and parse(text).stanza_names() == ['openSSH', 'closeSSH']
     before = snapshot(conf)
-    result, _ = run(tmp_path, dict(path=conf, name='openHTTPS', state='absent'))
+    result = run_result(tmp_path, dict(path=conf, name='openHTTPS', state='absent'))
     assert result['changed'] is False and snapshot(conf) == before
     missing = str(tmp_path / 'none.conf')
-    result, _ = run(tmp_path, dict(path=missing, name='x', state='absent'))
+    result = run_result(tmp_path, dict(path=missing, name='x', state='absent'))
     assert result['changed'] is False and not os.path.exists(missing)
 
 
 def test_backup(conf, tmp_path):
     old = open(conf, 'rb').read()
-    result, _ = run(tmp_path, door_args(conf, backup=True))
+    result = run_result(tmp_path, door_args(conf, backup=True))
     assert result['changed'] is True
     assert result['backup_file'] and open(result['backup_file'], 'rb').read() == old
 
 
 def test_mode_is_enforced(conf, tmp_path):
     os.chmod(conf, 0o644)
-    result, _ = run(tmp_path, dict(path=conf, name='openSSH', sequence='7000,8000,9000', seq_timeout=5,
-                                   tcpflags='syn',
-                                   command='/sbin/iptables -A INPUT -s %IP% -p tcp --dport 22 -j ACCEPT'))
+    result = run_result(tmp_path, dict(path=conf, name='openSSH', sequence='7000,8000,9000', seq_timeout=5,
+                                       tcpflags='syn',
+                                       command='/sbin/iptables -A INPUT -s %IP% -p tcp --dport 22 -j ACCEPT'))
     assert result['changed'] is True and result['changed_keys'] == ['mode']
     assert stat.S_IMODE(os.stat(conf).st_mode) == 0o600
 
 
 def test_options_module(conf, tmp_path):
-    result, _ = run(tmp_path, dict(path=conf, interface='lo', log_file='/var/log/knockd.log'),
-                    module='knockd_options')
+    result = run_result(tmp_path, dict(path=conf, interface='lo', log_file='/var/log/knockd.log'),
+                        module='knockd_options')
     assert result['changed'] is True and result['changed_keys'] == ['interface', 'log_file']
     options = semantic(parse(open(conf).read()))['options']
     assert options == {'use_syslog': True, 'log_file': '/var/log/knockd.log', 'pid_file': None,
                        'interface': 'lo'}
     before = snapshot(conf)
-    result, _ = run(tmp_path, dict(path=conf, interface='lo', use_syslog=True), module='knockd_options')
+    result = run_result(tmp_path, dict(path=conf, interface='lo', use_syslog=True), module='knockd_options')
     assert result['changed'] is False and snapshot(conf) == before
 
 
@@ -220,7 +225,7 @@ def test_bad_input_fails_and_leaves_file_untouched(conf, tmp_path, existing, ext
         with open(conf, 'w') as handle:
             handle.write(existing)
     before = snapshot(conf)
-    result, _ = run(tmp_path, door_args(conf, **extra))
+    result = run_result(tmp_path, door_args(conf, **extra))
     assert result.get('failed') is True, result
     assert fragment in result['msg'], result['msg']
     assert snapshot(conf) == before
@@ -228,6 +233,6 @@ def test_bad_input_fails_and_leaves_file_untouched(conf, tmp_path, existing, ext
 
 def test_create_false_missing_file(tmp_path):
     missing = str(tmp_path / 'absent.conf')
-    result, _ = run(tmp_path, door_args(missing, create=False))
+    result = run_result(tmp_path, door_args(missing, create=False))
     assert result.get('failed') is True and 'does not exist' in result['msg']
     assert not os.path.exists(missing)
