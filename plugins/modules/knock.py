@@ -92,7 +92,7 @@ address:
   description: The address knocked (connect to this one). None in check mode.
   returned: always
   type: str
-  sample: 192.0.2.10
+  sample: 198.51.100.10
 host:
   description: The host as given.
   returned: always

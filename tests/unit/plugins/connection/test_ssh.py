@@ -1,0 +1,121 @@
+# -*- coding: utf-8 -*-
+from __future__ import absolute_import, division, print_function
+
+import os
+
+import pytest
+
+from ansible.errors import AnsibleError
+
+from ansible_collections.portknock.knock.plugins.connection import ssh as knock_ssh
+from ansible_collections.portknock.knock.plugins.module_utils.sequence import Step
+
+
+@pytest.mark.parametrize('args, expected', [
+    ([None, '-C -o ControlMaster=auto -o ControlPersist=60s'], (False, None)),
+    (['-o ProxyCommand="nc %h %p"'], (True, None)),
+    (['-o ProxyJump=bastion'], (True, None)),
+    (['-J bastion'], (True, None)),
+    (['-Jbastion'], (True, None)),
+    (['-o AddressFamily=inet6'], (False, 6)),
+    (['-4', '-o AddressFamily=inet6'], (False, 4)),
+    (['-o AddressFamily=any'], (False, None)),
+])
+def test_user_proxy_and_family(args, expected):
+    assert knock_ssh.user_proxy_and_family(args) == expected
+
+
+def test_resolve_knock_settings():
+    assert knock_ssh.resolve_knock_settings(None, None, 50) is None
+    assert knock_ssh.resolve_knock_settings([1600, '1601:udp'], None, 50) == (Step(1600, 'tcp'), Step(1601, 'udp'))
+    assert knock_ssh.resolve_knock_settings([1600], False, 50) is None
+    with pytest.raises(AnsibleError, match='knock_sequence is not set'):
+        knock_ssh.resolve_knock_settings(None, True, 50)
+    with pytest.raises(AnsibleError, match="knock_sequence is invalid: knock port '0' is out of range"):
+        knock_ssh.resolve_knock_settings(['0'], None, 50)
+    with pytest.raises(AnsibleError, match='knock_delay'):
+        knock_ssh.resolve_knock_settings([1], None, -1)
+
+
+def test_explain_failure():
+    assert knock_ssh.explain_failure('Failed to connect: Permission denied', 'h', 22) is None
+    text = knock_ssh.explain_failure('kex...\nknock: knock sent but port stayed closed: 10.0.0.1 port 2222', 'h', 2222)
+    assert text.startswith('portknock.knock.ssh: the knock sequence was sent to h but port 2222 stayed closed')
+
+
+# Loading the plugin through ansible's plugin loader needs a clean interpreter
+# (the collection finder must be installed before ansible_collections is imported),
+# so these run in a child Python that prints JSON.
+LOADER_SCRIPT = r"""
+import io, json, os, sys
+from ansible.plugins.loader import connection_loader, init_plugin_loader
+init_plugin_loader([sys.argv[1]])
+from ansible.playbook.play_context import PlayContext
+from ansible_collections.portknock.knock.plugins.connection import ssh as knock_ssh
+knocked = []
+knock_ssh.knock = lambda host, steps, **kw: knocked.append([host, kw]) or host
+conn = connection_loader.get('portknock.knock.ssh', PlayContext(), io.StringIO())
+out = {}
+for case, variables in json.loads(sys.argv[2]).items():
+    os.environ.pop('PORTKNOCK_SEQUENCE', None)
+    variables.setdefault('ansible_ssh_control_path_dir', sys.argv[3])
+    conn.set_options(var_options=variables)
+    conn.host = '10.99.3.2'
+    options = dict((name, repr(conn.get_option(name))) for name in json.loads(sys.argv[4]))
+    cmd = [w.decode() for w in conn._build_command('ssh', 'ssh', '10.99.3.2', 'true')]
+    conn._build_command('ssh', 'ssh', '10.99.3.2', 'true')
+    out[case] = dict(cmd=cmd, env=os.environ.get('PORTKNOCK_SEQUENCE'),
+                     status=os.path.exists(os.environ.get('PORTKNOCK_STATUS_FILE', '/nonexistent')),
+                     knocked=list(knocked), options=options)
+    del knocked[:]
+conn.close()
+print(json.dumps(out))
+"""
+
+OPTIONS = ['ssh_args', 'control_path_dir', 'pipelining', 'reconnection_retries', 'sftp_batch_mode',
+           'knock_sequence', 'knock_delay', 'knock_host', 'knock_before_connect']
+
+
+@pytest.fixture(scope='module')
+def built(tmp_path_factory):
+    import json
+    import subprocess
+    import sys
+    root = os.path.abspath(knock_ssh.__file__)
+    for _ in range(6):
+        root = os.path.dirname(root)
+    cases = {
+        'knock': {'knock_sequence': [1600, '1601:udp']},
+        'disabled': {'knock_sequence': [1600], 'knock_before_connect': False},
+        'jump': {'knock_sequence': [1600], 'ansible_ssh_common_args': '-o ProxyJump=bastion'},
+    }
+    result = subprocess.run([sys.executable, '-c', LOADER_SCRIPT, root, json.dumps(cases),
+                             str(tmp_path_factory.mktemp('cp')), json.dumps(OPTIONS)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_all_builtin_ssh_options_are_available(built):
+    assert sorted(built['knock']['options']) == sorted(OPTIONS)
+    assert built['knock']['options']['knock_delay'] == '50'
+
+
+def test_build_command_injects_proxy_without_the_sequence(built):
+    cmd = built['knock']['cmd']
+    assert cmd[:2] == ['ssh', '-o'] and cmd[2].startswith('ProxyCommand=')
+    assert '--proxy -d 50' in cmd[2] and cmd[2].endswith('%h %p')
+    assert not any('1600' in word for word in cmd)
+    assert built['knock']['env'] == '1600:tcp,1601:udp'
+    assert built['knock']['status'] is True
+    assert built['knock']['knocked'] == []
+
+
+def test_no_knock_when_disabled(built):
+    assert not any(word.startswith('ProxyCommand') for word in built['disabled']['cmd'])
+    assert built['disabled']['env'] is None
+
+
+def test_user_proxy_falls_back_to_direct_knock_once(built):
+    assert not any(word.startswith('ProxyCommand') for word in built['jump']['cmd'])
+    assert built['jump']['knocked'] == [['10.99.3.2', {'delay_ms': 50, 'family': None}]]
