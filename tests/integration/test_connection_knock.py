@@ -168,3 +168,40 @@ def test_overhead_against_open_door_with_plain_ssh(door):
     # generous bound: the knock costs one proxy start + delay, once
     # this machine is shared and noisy: only catch a per-task cost (the knock itself is once per play)
     assert knocked.elapsed < plain.elapsed * 2 + 5
+
+
+TASK_PLAY = '''
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: lookup knocks from the controller
+      set_fact:
+        knocked: "{{ lookup('portknock.knock.knock', server, sequence=[1600], delay=0) }}"
+    - assert: {that: knocked == server}
+    - name: task knocks from the controller
+      portknock.knock.knock: {host: "{{ server }}", sequence: "1600"}
+      register: from_controller
+    - assert: {that: from_controller.address == server}
+    - name: task delegated to the server knocks from there
+      portknock.knock.knock: {host: "{{ server }}", sequence: [1600]}
+      delegate_to: srv
+      register: from_server
+    - assert: {that: from_server.address == server}
+    - name: check mode sends nothing
+      portknock.knock.knock: {host: "{{ server }}", sequence: [1600]}
+      check_mode: true
+'''
+
+
+def test_lookup_and_task_knock_from_controller_and_from_delegate(door):
+    inv = inventory(door, [('srv', door.server4)], extra='server=%s' % door.server4)
+    result = playbook(door, inv, TASK_PLAY, '-vvv')
+    assert result.returncode == 0, result.stdout + result.stderr
+    # lookup + task from the client ns, the connection to srv, the delegated task on srv
+    assert door.knocks(4) == 4
+    assert door.new_connections(family=4) == 1
+    recent = door.ns(door.server, 'cat', '/proc/net/xt_recent/K').stdout
+    assert 'src=%s ' % door.client4 in recent
+    assert 'src=%s ' % door.server4 in recent      # the delegated knock left from the server
+    # the sequence is not logged by the module (no_log) even with -vvv
+    assert '"sequence": [1600]' not in result.stdout and "'sequence': [1600]" not in result.stdout
