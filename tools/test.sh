@@ -47,6 +47,7 @@ molecule_all() {
     [ -f "molecule/$s/molecule.yml" ] || continue
     echo "--- molecule test -s $s"
     molecule test -s "$s" || { echo "molecule scenario $s FAILED"; rc=1; }
+    python "$REPO/lab/pklab.py" down --lab "m-$s" >/dev/null 2>&1 || true   # even if destroy never ran
   done
   return $rc
 }
@@ -61,7 +62,6 @@ for s in "${stages[@]}"; do
     *) echo "unknown stage $s"; failed=$((failed+1)) ;;
   esac
 done
-python "$REPO/lab/pklab.py" down --all >/dev/null 2>&1 || true
 printf '%s\n' "${report[@]}"
 echo "stages: $passed passed, $failed failed"
 [ "$failed" = 0 ]
