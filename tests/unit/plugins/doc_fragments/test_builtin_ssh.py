@@ -13,5 +13,5 @@ def test_fragment_has_every_builtin_ssh_option_with_a_description():
     theirs = yaml.safe_load(builtin_ssh.DOCUMENTATION)['options']
     assert set(ours) == set(theirs)
     assert all(option.get('description') for option in ours.values())   # incl. pipelining's fragment
-    assert ours['ssh_args']['vars'] == theirs['ssh_args']['vars']
+    assert [v['name'] for v in ours['ssh_args']['vars']] == [v['name'] for v in theirs['ssh_args']['vars']]
     assert 'version_added' not in ours['ssh_args']
