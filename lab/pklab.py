@@ -321,11 +321,23 @@ def remove_containers(lab=None):
         podman('rm', '-f', '-t', '0', *ids, check=False)
 
 
-def up(lab, count, ipv6_only=False):
+def running(record):
+    names = set(podman('ps', '--format', '{{.Names}}', '--filter', 'label=%s.lab=%s' % (LABEL, record['lab'])).stdout.split())
+    return all(h['container'] in names for h in record['hosts'])
+
+
+def up(lab, count, reuse=False):
     if not lab.replace('-', '').isalnum() or len(lab) > 30:
         raise SystemExit('pklab: lab name %r: letters, digits and - only' % lab)
     if not 1 <= count <= 60:
         raise SystemExit('pklab: between 1 and 60 hosts per lab')
+    old = all_labs().get(lab)
+    if reuse and old and len(old['hosts']) == count and running(old):
+        # The hosts keep what was deployed on them (their ssh may now need a knock).
+        guard(True)
+        ensure_apt_proxy()
+        log('lab %s: reusing %d running host(s)' % (lab, count))
+        return old
     image = build_image()
     ensure_network()
     key = ssh_key()
@@ -423,6 +435,7 @@ def main(argv=None):
     p_up = sub.add_parser('up', help='create a lab (replacing leftovers of the same name)')
     p_up.add_argument('--lab', default='default')
     p_up.add_argument('-n', '--hosts', type=int, default=2)
+    p_up.add_argument('--reuse', action='store_true', help='keep the lab if it is already running with N hosts')
     p_down = sub.add_parser('down', help='remove a lab, or everything with --all')
     p_down.add_argument('--lab')
     p_down.add_argument('--all', action='store_true')
@@ -436,7 +449,7 @@ def main(argv=None):
         if args.cmd == 'image':
             print(build_image())
         elif args.cmd == 'up':
-            record = up(args.lab, args.hosts)
+            record = up(args.lab, args.hosts, reuse=args.reuse)
             print(os.path.join(labs_dir(), record['lab'], 'inventory.yml'))
         elif args.cmd == 'down':
             if not args.all and not args.lab:

@@ -1,0 +1,84 @@
+# -*- coding: utf-8 -*-
+# Copyright: portknock.knock contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""One door list, several enforcers: translate site-wide doors for each role.
+
+A site door is a dict with the fields of ``door.make_door`` (``name``, ``sequence``, ``port``,
+``step_timeout``, ``open_window``, ``protocol``, ``ip_version``, ``tcpflags``) plus ``state``.
+Each door is validated once through ``door.door_from_dict``; the filters only map fields.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible.errors import AnsibleFilterError
+from ansible.module_utils.common.text.converters import to_text
+from ansible_collections.portknock.knock.plugins.module_utils.door import door_from_dict
+from ansible_collections.portknock.knock.plugins.module_utils.sequence import (
+    KnockValueError, format_sequence, format_tcpflags)
+
+SITE_KEYS = frozenset(('name', 'sequence', 'port', 'step_timeout', 'open_window', 'protocol',
+                       'ip_version', 'tcpflags', 'state'))
+
+
+def _door(data):
+    if not isinstance(data, dict):
+        raise AnsibleFilterError('a door must be a dict, got %s' % type(data).__name__)
+    unknown = sorted(set(data) - SITE_KEYS)
+    if unknown:
+        raise AnsibleFilterError('door %r: unknown keys %s' % (data.get('name'), ', '.join(unknown)))
+    if data.get('state', 'present') not in ('present', 'absent'):
+        raise AnsibleFilterError('door %r: state %r is not present or absent' % (data.get('name'), data.get('state')))
+    try:
+        return door_from_dict(data)
+    except KnockValueError as exc:
+        raise AnsibleFilterError('door %r: %s' % (data.get('name'), to_text(exc)))
+
+
+def recent_knock_doors(doors, backend='auto'):
+    """Site doors -> ``recent_knock_doors`` of the recent_knock role (kernel enforcer)."""
+    out = []
+    for data in doors or []:
+        door = _door(data)
+        out.append(dict(name=door.name, sequence=format_sequence(door.sequence), port=list(door.ports),
+                        protocol=door.protocol, step_timeout=door.step_timeout,
+                        open_window=door.open_window, ip_version=door.ip_version, backend=backend,
+                        state=data.get('state', 'present')))
+    return out
+
+
+def knockd_doors(doors):
+    """Site doors -> ``knockd_doors`` of the knockd role (Debian knockd or the bundled daemon).
+
+    knockd times a whole attempt (``seq_timeout``) where the kernel doors time each step, so
+    ``seq_timeout`` = ``step_timeout`` x number of steps; the door stays open for
+    ``open_window`` (``cmd_timeout``).  TCP knocks count SYNs only, like the kernel doors.
+    """
+    out = []
+    for data in doors or []:
+        door = _door(data)
+        out.append(dict(name=door.name, sequence=format_sequence(door.sequence), port=list(door.ports),
+                        protocol=door.protocol, seq_timeout=door.step_timeout * len(door.sequence),
+                        cmd_timeout=door.open_window, ip_version=door.ip_version,
+                        tcpflags=format_tcpflags(door.tcpflags) or 'syn',
+                        state=data.get('state', 'present')))
+    return out
+
+
+def door_knock_sequence(doors, port):
+    """The knock sequence (list of ``port:proto``) of the present door protecting ``port``; [] if none."""
+    for data in doors or []:
+        door = _door(data)
+        if data.get('state', 'present') == 'present' and int(port) in door.ports and door.protocol == 'tcp':
+            return [str(step) for step in door.sequence]
+    return []
+
+
+class FilterModule(object):
+    def filters(self):
+        return {
+            'recent_knock_doors': recent_knock_doors,
+            'knockd_doors': knockd_doors,
+            'door_knock_sequence': door_knock_sequence,
+        }
