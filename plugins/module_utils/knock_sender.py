@@ -21,6 +21,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import errno
+import os
 import socket
 import struct
 import time
@@ -129,7 +130,6 @@ def send_udp_knock(family, addr, source=None, payload=UDP_PAYLOAD):
 
 
 def os_strerror(err):
-    import os
     return '%s (errno %d)' % (os.strerror(err), err)
 
 
