@@ -8,7 +8,9 @@ pair of network namespaces (10.99.2.0/24): wall time of one ansible-playbook run
 N doors (first run, then the idempotent run), and the time from the last knock to an
 accepted TCP connection (median of a few tries).  Needs root.
 
-  cd /work/main && .venv/bin/python tests/integration/bench_recent_knock.py [N ...]   (default 1 10 50)
+  python3 benchmarks/recent_knock.py [N ...]   (from the repo root, as root; default 1 10 50)
+
+The lab (namespaces, addresses) is the one of tests/integration/test_recent_knock_netns.py.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -19,7 +21,8 @@ import subprocess
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(REPO, 'tests', 'integration'))
 
 import test_recent_knock_netns as lab_mod  # noqa: E402  (the same lab as the integration test)
 

@@ -4,7 +4,8 @@
 """Save a host's whole firewall (and a few files) and put it back: the firewall guard's engine.
 
 Used by the ``portknock.knock.firewall_guard`` module, and run as a plain script on the
-host by the guard's watchdog (``python3 firewall_snapshot.py restore <snapshot dir>``), so
+host by the guard's watchdog: the module writes this file's source plus a ``__main__`` stub
+calling ``watchdog_main`` (``python3 firewall_snapshot.py restore <snapshot dir>``), so
 it imports nothing but the standard library and nothing from the collection.
 
 A snapshot directory holds ``manifest.json`` and one file per saved thing:
@@ -304,27 +305,56 @@ def restore_claimed(directory, run=default_run):
     return record
 
 
-def main(argv=None):
-    """``restore DIR`` now, or ``watch SECONDS DIR`` (sleep, then restore): the watchdog's entry point."""
-    argv = sys.argv[1:] if argv is None else argv
+def detach():
+    """Fork a child in its own session with stdio on /dev/null; returns the child's pid in the
+    parent, 0 in the child (so the caller's pipes close as soon as the parent returns)."""
+    pid = os.fork()
+    if pid:
+        return pid
+    os.setsid()
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    if null > 2:
+        os.close(null)
+    os.chdir('/')
+    return 0
+
+
+def watchdog_main(argv, out=None, err=None):
+    """The watchdog's command line; returns the exit status.
+
+    ``restore DIR``: restore now.  ``watch SECONDS DIR``: sleep, then restore.
+    ``spawn SECONDS DIR``: run ``watch`` in a detached child and print its pid.
+    The guard module writes this file plus a two-line ``__main__`` stub on the host
+    (module_utils files have no entry point of their own).
+    """
+    out = out or sys.stdout
+    err = err or sys.stderr
+    if len(argv) == 3 and argv[0] == 'spawn':
+        pid = detach()
+        if pid:
+            out.write('%d\n' % pid)
+            out.flush()
+            return 0
+        try:
+            return watchdog_main(['watch', argv[1], argv[2]])
+        finally:
+            os._exit(0)     # the child never returns into the caller
     if len(argv) == 2 and argv[0] == 'restore':
         directory = argv[1]
     elif len(argv) == 3 and argv[0] == 'watch':
         time.sleep(float(argv[1]))
         directory = argv[2]
     else:
-        sys.stderr.write('usage: firewall_snapshot.py restore DIR | watch SECONDS DIR\n')
+        err.write('usage: firewall_snapshot.py restore DIR | watch SECONDS DIR | spawn SECONDS DIR\n')
         return 2
     record = restore_claimed(directory)
     if record is None:
-        sys.stdout.write('%s: confirmed or already restored, nothing to do\n' % directory)
+        out.write('%s: confirmed or already restored, nothing to do\n' % directory)
         return 0
-    sys.stdout.write('%s: restored %s\n' % (directory, ', '.join(record['restored'])))
+    out.write('%s: restored %s\n' % (directory, ', '.join(record['restored'])))
     if record['error']:
-        sys.stderr.write('%s\n' % record['error'])
+        err.write('%s\n' % record['error'])
         return 1
     return 0
-
-
-if __name__ == '__main__':
-    sys.exit(main())

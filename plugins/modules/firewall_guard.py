@@ -38,7 +38,9 @@ description:
     itself back."
 version_added: 1.0.0
 author:
-  - portknock.knock contributors
+  - portknock.knock contributors (@portknock)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 options:
   name:
     description:
@@ -88,6 +90,8 @@ attributes:
     details: Reports what would be done and does nothing.
   diff_mode:
     support: none
+  platform:
+    platforms: posix
 requirements:
   - iptables and/or nftables; systemd for the V(systemd) watchdog.
 seealso:
@@ -175,7 +179,6 @@ import json
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import time
 
@@ -185,6 +188,12 @@ from ansible_collections.portknock.knock.plugins.module_utils import firewall_sn
 
 HELPER = 'firewall_snapshot.py'
 PIDFILE = 'watchdog.pid'
+# module_utils files have no entry point: the helper on the host is their source plus this
+MAIN_STUB = '''
+
+if __name__ == '__main__':
+    sys.exit(watchdog_main(sys.argv[1:]))
+'''
 
 
 def unit_name(name):
@@ -200,7 +209,7 @@ def write_helper(root):
     if not os.path.isdir(root):
         os.makedirs(root, 0o700)
     os.chmod(root, 0o700)
-    source = inspect.getsource(fs)
+    source = inspect.getsource(fs) + MAIN_STUB
     path = os.path.join(root, HELPER)
     tmp = path + '.tmp'
     fs._write(tmp, source, 0o700)
@@ -240,11 +249,17 @@ def start_watchdog(module, name, root, helper, directory, timeout, kind):
         if rc != 0:
             raise fs.SnapshotError('systemd-run failed: %s' % (err or out).strip())
         return dict(watchdog='systemd', unit='%s.timer' % unit_name(name))
-    with open(os.devnull, 'r+b') as null:
-        proc = subprocess.Popen([python, helper, 'watch', str(timeout), directory], stdin=null, stdout=null,
-                                stderr=null, close_fds=True, cwd='/', start_new_session=True)
-    fs._write(os.path.join(root, '%s.%s' % (name, PIDFILE)), str(proc.pid))
-    return dict(watchdog='process', pid=proc.pid)
+    # the helper forks the watchdog into its own session and prints its pid (run_command
+    # returns at once: the child holds none of its pipes)
+    rc, out, err = module.run_command([python, helper, 'spawn', str(timeout), directory], cwd='/')
+    try:
+        pid = int(out.strip())
+    except ValueError:
+        rc = rc or 1
+    if rc != 0:
+        raise fs.SnapshotError('could not start the watchdog process: %s' % (err or out).strip())
+    fs._write(os.path.join(root, '%s.%s' % (name, PIDFILE)), str(pid))
+    return dict(watchdog='process', pid=pid)
 
 
 def last_restore(directory):
