@@ -358,7 +358,7 @@ def report(results, plan, cost):
 
 
 PLANS = {
-    'full': {'latency_knocks': 40, 'flood_knocks': 30, 'rates': [1000, 5000, 20000, 50000, 100000, 0, 0, 0]},
+    'full': {'latency_knocks': 40, 'flood_knocks': 20, 'rates': [1000, 5000, 20000, 50000, 100000, 0, 0]},
     'quick': {'latency_knocks': 30, 'flood_knocks': 15, 'rates': [5000, 50000, 0]},
 }
 
@@ -375,8 +375,10 @@ def main():
     random.seed()
 
     def on_signal(signum, _frame):
+        for other in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+            signal.signal(other, signal.SIG_IGN)   # let the teardown finish
         raise KeyboardInterrupt('signal %d' % signum)
-    for signum in (signal.SIGTERM, signal.SIGHUP):
+    for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
         signal.signal(signum, on_signal)
 
     lab = Lab()
