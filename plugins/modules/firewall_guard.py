@@ -192,7 +192,7 @@ PIDFILE = 'watchdog.pid'
 MAIN_STUB = '''
 
 if __name__ == '__main__':
-    sys.exit(watchdog_main(sys.argv[1:]))
+    raise SystemExit(watchdog_main(sys.argv[1:]))
 '''
 
 

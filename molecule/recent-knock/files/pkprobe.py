@@ -3,7 +3,7 @@
 
 pkprobe '[["knock", "10.0.0.1", 1600, "tcp"], ["sleep", 0.2], ["connect", "10.0.0.1", 22]]'
 A TCP knock is one SYN (non-blocking connect, then close: no retransmission); a UDP knock
-is one datagram; connect is a full handshake within 2 s (True) or not (False).
+is one datagram; connect is a full handshake within 1 s (True) or not (False).
 """
 import json
 import socket
@@ -33,7 +33,7 @@ def knock(addr, port, proto='tcp'):
 
 def connect(addr, port):
     try:
-        sock = socket.create_connection((addr, port), timeout=2)
+        sock = socket.create_connection((addr, port), timeout=1)
     except OSError:
         return False
     sock.close()
