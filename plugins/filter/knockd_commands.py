@@ -64,6 +64,11 @@ def _raw(door):
     return any(door.get(key) is not None for key in RAW_COMMANDS)
 
 
+def _given(door, key, default):
+    value = door.get(key)
+    return default if value is None else value
+
+
 def _validated(door):
     """The Door for a door with a protected port (None for raw-only doors without one)."""
     try:
@@ -75,8 +80,8 @@ def _validated(door):
             return None
         return make_door(
             door.get('name'), door.get('sequence'), door['port'],
-            step_timeout=door.get('seq_timeout') or DEFAULT_SEQ_TIMEOUT,
-            open_window=door.get('cmd_timeout') or DEFAULT_CMD_TIMEOUT,
+            step_timeout=_given(door, 'seq_timeout', DEFAULT_SEQ_TIMEOUT),
+            open_window=_given(door, 'cmd_timeout', DEFAULT_CMD_TIMEOUT),
             protocol=door.get('protocol') or 'tcp', ip_version=door.get('ip_version') or 'both',
             tcpflags=door.get('tcpflags'))
     except KnockValueError as exc:

@@ -171,3 +171,35 @@ def test_bad_role_input_fails_and_changes_nothing(client, server, extra, message
     assert run.returncode != 0
     assert message in run.stdout, run.stdout[-3000:]
     assert server.check_output('sha256sum /etc/knockd.conf /usr/local/sbin/portknock-knockd-firewall') == before
+
+
+def converge_server(*extra):
+    run = subprocess.run(
+        ['ansible-playbook', '-i', inventory(), '-l', SERVER['name'], os.path.join(SCENARIO, 'converge.yml')] + list(extra),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
+    assert run.returncode == 0, run.stdout[-3000:]
+    return run.stdout
+
+
+def test_switch_to_the_bundled_daemon_and_back_keeps_the_doors(client, server):
+    """Last test: the same knockd.conf serves both implementations; no door is lost."""
+    conf = server.file('/etc/knockd.conf').content_string
+    converge_server('-e', 'knockd_implementation=python')
+    assert server.service('portknock-knockd').is_running and server.service('portknock-knockd').is_enabled
+    assert not server.service('knockd').is_running and not server.service('knockd').is_enabled
+    assert server.file('/etc/knockd.conf').content_string == conf
+    assert not reaches(client)
+    assert client.run('knock %s %s' % (SERVER['ipv4'], SEQUENCE)).rc == 0
+    time.sleep(0.5)
+    assert reaches(client)
+    assert knocker_rules(server) == ['-A %s -s %s/32 -j ACCEPT' % (CHAIN, CLIENT['ipv4'])]
+    wait_closed(client)
+
+    converge_server()
+    assert server.service('knockd').is_running and server.service('knockd').is_enabled
+    assert not server.service('portknock-knockd').is_running and not server.service('portknock-knockd').is_enabled
+    assert server.file('/etc/knockd.conf').content_string == conf
+    assert client.run('pk-knock %s %s' % (SERVER['ipv4'], SEQUENCE)).rc == 0
+    time.sleep(0.5)
+    assert reaches(client)
+    wait_closed(client)
