@@ -11,7 +11,7 @@ import json
 import pytest
 
 from ansible_collections.portknock.knock.plugins.module_utils.knockd_daemon.actions import (
-    CommandRunner, DoorKeeper, commands_for, substitute)
+    CommandRunner, DoorKeeper, commands_for, direct_argv, substitute)
 from ansible_collections.portknock.knock.plugins.module_utils.knockd_daemon.kernel_door import (
     KernelDoorError, NftSetDoor, RecentListDoor, parse_kernel_door, parse_kernel_door_option)
 from ansible_collections.portknock.knock.plugins.module_utils.knockd_daemon.log import KnockdLog
@@ -179,3 +179,46 @@ def test_command_runner_keeps_order_per_key(tmp_path):
     runner.wait_all(10)
     assert out.read_text() == 'one\ntwo\n'
     assert not runner.busy()
+
+
+@pytest.mark.parametrize('command, argv', [
+    ('/usr/sbin/iptables -I INPUT -s 10.99.4.2 -p tcp --dport 22 -j ACCEPT',
+     ['/usr/sbin/iptables', '-I', 'INPUT', '-s', '10.99.4.2', '-p', 'tcp', '--dport', '22', '-j', 'ACCEPT']),
+    ('  /usr/sbin/ip6tables -I INPUT -s fd42:99:4::2 -j ACCEPT ',
+     ['/usr/sbin/ip6tables', '-I', 'INPUT', '-s', 'fd42:99:4::2', '-j', 'ACCEPT']),
+    ('/usr/sbin/nft add element inet t s %IP%,x=1', ['/usr/sbin/nft', 'add', 'element', 'inet', 't', 's', '%IP%,x=1']),
+    ('iptables -I INPUT -j ACCEPT', None),                         # PATH lookup: the shell's business
+    ('/sbin/iptables -A INPUT -s 1.2.3.4 -j ACCEPT; echo done', None),
+    ('/bin/echo "a b"', None), ("/bin/echo 'a'", None), ('/bin/echo $HOME', None), ('/bin/echo `id`', None),
+    ('/bin/echo a > /tmp/x', None), ('/bin/echo a | cat', None), ('/bin/echo a && /bin/true', None),
+    ('/bin/echo *', None), ('/bin/echo ~', None), ('/bin/echo a # comment', None), ('/bin/echo a\\ b', None),
+    ('/bin/echo {a,b}', None), ('/bin/echo (a)', None), ('', None), ('/bin/true a\n/bin/rm b', None),
+    ('/bin/true a\r', None),
+])
+def test_direct_argv_only_for_what_the_shell_takes_literally(command, argv):
+    assert direct_argv(command) == argv
+
+
+def test_runner_executes_plain_commands_directly_and_falls_back_to_the_shell():
+    calls = []
+
+    class Process:
+        returncode = 0
+
+        def poll(self):
+            return 0
+
+    def popen(argv, close_fds):
+        calls.append(argv)
+        if argv[0] == '/nonexistent/program':
+            raise OSError(2, 'No such file or directory')
+        return Process()
+
+    runner = CommandRunner(KnockdLog(), popen=popen)
+    runner.submit('a', 'ssh', '/usr/sbin/iptables -I INPUT -s 10.99.4.2 -j ACCEPT')
+    runner.submit('b', 'ssh', '/bin/echo "x" > /tmp/y')
+    runner.submit('c', 'ssh', '/nonexistent/program 10.99.4.2')
+    assert calls == [['/usr/sbin/iptables', '-I', 'INPUT', '-s', '10.99.4.2', '-j', 'ACCEPT'],
+                     ['/bin/sh', '-c', '/bin/echo "x" > /tmp/y'],
+                     ['/nonexistent/program', '10.99.4.2'],
+                     ['/bin/sh', '-c', '/nonexistent/program 10.99.4.2']]
