@@ -138,6 +138,9 @@ def connect_after_knock(family, address, port, timeout, attempt_timeout=ATTEMPT_
         try:
             sock.connect(addr)
             sock.settimeout(None)
+            # ssh sets TCP_NODELAY on its own sockets; through a proxy it cannot, and
+            # Nagle + delayed ACK would stall every small request/answer exchange.
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             return sock
         except socket.timeout:
             last = 'no answer (filtered?)'
