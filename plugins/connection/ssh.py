@@ -91,6 +91,7 @@ import os
 import re
 import shlex
 import tempfile
+import uuid
 
 from ansible.errors import AnsibleConnectionFailure, AnsibleError
 from ansible.module_utils.common.text.converters import to_bytes, to_text
@@ -202,20 +203,20 @@ class Connection(SSHConnection):
         return b_command
 
     def _status_file(self):
+        """Where the proxy reports a closed port; only created by the proxy on failure."""
         if not getattr(self, '_knock_status_file', None):
-            handle, path = tempfile.mkstemp(prefix='portknock-status-')
-            os.close(handle)
-            self._knock_status_file = path
+            self._knock_status_file = os.path.join(
+                tempfile.gettempdir(), 'portknock-status-%d-%s' % (os.getpid(), uuid.uuid4().hex))
         return self._knock_status_file
 
     def _read_status(self):
         path = getattr(self, '_knock_status_file', None)
-        if not path:
+        if not path or not os.path.exists(path):
             return ''
         try:
             with open(path) as handle:
                 text = handle.read().strip()
-            open(path, 'w').close()
+            os.unlink(path)
             return text
         except (IOError, OSError):
             return ''
@@ -269,11 +270,5 @@ class Connection(SSHConnection):
         return super(Connection, self).reset()
 
     def close(self):
-        path = getattr(self, '_knock_status_file', None)
-        if path:
-            try:
-                os.unlink(path)
-            except OSError:
-                pass
-            self._knock_status_file = None
+        self._read_status()   # removes a report nobody asked for
         return super(Connection, self).close()

@@ -66,6 +66,7 @@ for case, variables in json.loads(sys.argv[2]).items():
     conn._build_command('ssh', 'ssh', '10.99.3.2', 'true')
     out[case] = dict(cmd=cmd, env=os.environ.get('PORTKNOCK_SEQUENCE'),
                      status=os.path.exists(os.environ.get('PORTKNOCK_STATUS_FILE', '/nonexistent')),
+                     status_env='PORTKNOCK_STATUS_FILE' in os.environ,
                      knocked=list(knocked), options=options)
     del knocked[:]
 conn.close()
@@ -107,8 +108,9 @@ def test_build_command_injects_proxy_without_the_sequence(built):
     assert '--proxy -d 50' in cmd[2] and cmd[2].endswith('%h %p')
     assert not any('1600' in word for word in cmd)
     assert built['knock']['env'] == '1600:tcp,1601:udp'
-    assert built['knock']['status'] is True
+    assert built['knock']['status'] is False   # only the proxy creates it, on failure
     assert built['knock']['knocked'] == []
+    assert built['knock']['status_env'] is True
 
 
 def test_no_knock_when_disabled(built):
