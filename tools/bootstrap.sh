@@ -32,6 +32,7 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "$want" > "$stamp"
 fi
 export PATH="$REPO/.venv/bin:$PATH"
+export PYTHONDONTWRITEBYTECODE=1   # no __pycache__ in the installed collection (roles copy its files)
 
 # Build the collection and install the tarball offline: tests run against the installed copy.
 # Each build goes to its own directory and a symlink is switched atomically, so a test run
