@@ -25,7 +25,7 @@ description:
   - If C(ssh_args), C(ssh_common_args) or C(ssh_extra_args) already set a C(ProxyCommand) or
     C(ProxyJump), the plugin cannot chain its proxy; it then knocks from the controller before
     any ssh command when no ControlPersist master socket exists yet.
-author: portknock.knock contributors
+author: portknock.knock contributors (@portknock)
 extends_documentation_fragment:
   - portknock.knock.builtin_ssh
 notes:

@@ -14,7 +14,7 @@ description:
     UDP step) from the controller, and returns the address knocked for each, so a following
     connection can use that very address.
   - The sequence is never logged.
-author: portknock.knock contributors
+author: portknock.knock contributors (@portknock)
 options:
   _terms:
     description: Host names or addresses to knock on (each resolved once).

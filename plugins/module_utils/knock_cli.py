@@ -26,7 +26,7 @@ import socket
 import sys
 import time
 
-from .knock_sender import KnockSendError, knock, resolve, send_knocks, sockaddr
+from .knock_sender import KnockSendError, open_socket, resolve, send_knocks, sockaddr
 from .sequence import KnockValueError, parse_port, parse_sequence
 
 PROG = 'knock'
@@ -121,8 +121,11 @@ def run_knock(args):
 
 
 def connect_after_knock(family, address, port, timeout, attempt_timeout=ATTEMPT_TIMEOUT,
-                        clock=time.monotonic):
+                        clock=time.monotonic, source=None):
     """Connect to ``address``:``port``, retrying until ``timeout`` seconds passed.
+
+    With ``source`` the connection leaves from that local address, the one the
+    knocks came from (a door opens for the knocking address only).
 
     Returns the connected socket or raises ProxyError naming the port.
     """
@@ -133,7 +136,7 @@ def connect_after_knock(family, address, port, timeout, attempt_timeout=ATTEMPT_
         remaining = deadline - clock()
         if remaining <= 0:
             break
-        sock = socket.socket(fam, socket.SOCK_STREAM)
+        sock = open_socket(fam, socket.SOCK_STREAM, source)
         sock.settimeout(min(attempt_timeout, remaining))
         try:
             sock.connect(addr)
@@ -195,7 +198,7 @@ def run_proxy(args):
         knock_address = resolve(args.knock_host, fam)[1]
     _say(args, 'knocking %s (%s)' % (args.knock_host or args.host, knock_address))
     send_knocks(knock_address, args.sequence, delay_ms=args.delay, family=fam, source=args.source)
-    sock = connect_after_knock(fam, address, args.port, args.connect_timeout)
+    sock = connect_after_knock(fam, address, args.port, args.connect_timeout, source=args.source)
     _say(args, 'connected to %s port %d' % (address, args.port))
     if not args.verbose:
         # ssh with ControlPersist waits for EOF on the stderr it gave us: let go of it.
@@ -258,6 +261,7 @@ def build_proxy_command(python=None, delay_ms=0, family=None, knock_host=None,
 
 
 def main(argv=None):
+    """Run the CLI; returns the process exit code (the scripts/knock launcher exits with it)."""
     args = parse_args(argv)
     try:
         if args.proxy:
@@ -273,7 +277,3 @@ def main(argv=None):
     except KeyboardInterrupt:
         return 130
     return 0
-
-
-if __name__ == '__main__':
-    sys.exit(main())

@@ -90,7 +90,8 @@ def sockaddr(address, port, family=None):
     return infos[0][0], infos[0][4]
 
 
-def _open(family, kind, source):
+def open_socket(family, kind, source=None):
+    """A socket of ``kind`` in ``family``, bound to ``source`` when given (KnockSendError if it cannot be)."""
     sock = socket.socket(family, kind)
     try:
         if source:
@@ -103,7 +104,7 @@ def _open(family, kind, source):
 
 def send_tcp_knock(family, addr, source=None):
     """Send exactly one SYN to ``addr`` (a sockaddr tuple) and abort the attempt."""
-    sock = _open(family, socket.SOCK_STREAM, source)
+    sock = open_socket(family, socket.SOCK_STREAM, source)
     try:
         # If the port happens to be open and the handshake already completed,
         # SO_LINGER 0 makes close() a RST instead of a FIN exchange.
@@ -120,7 +121,7 @@ def send_tcp_knock(family, addr, source=None):
 
 def send_udp_knock(family, addr, source=None, payload=UDP_PAYLOAD):
     """Send exactly one UDP datagram to ``addr``."""
-    sock = _open(family, socket.SOCK_DGRAM, source)
+    sock = open_socket(family, socket.SOCK_DGRAM, source)
     try:
         sock.sendto(payload, addr)
     except OSError as exc:

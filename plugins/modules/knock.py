@@ -20,7 +20,7 @@ description:
     C(portknock.knock.ssh) connection plugin.
   - A knock changes no configuration, so the task reports C(ok), not C(changed).
 version_added: 1.0.0
-author: portknock.knock contributors
+author: portknock.knock contributors (@portknock)
 options:
   host:
     description:
@@ -49,11 +49,14 @@ options:
     type: str
 attributes:
   check_mode:
+    description: Can run in check mode and return changed status prediction without modifying target.
     support: full
     details: In check mode nothing is sent.
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check mode), when in diff mode.
     support: none
   action:
+    description: Indicates this has a corresponding action plugin so some parts of the options can be executed on the controller.
     support: full
     details: Runs on the controller unless delegated.
 notes:

@@ -16,7 +16,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -58,7 +57,7 @@ def run(*cmd, **kwargs):
     kwargs.setdefault('stdout', subprocess.PIPE)
     kwargs.setdefault('stderr', subprocess.PIPE)
     kwargs.setdefault('universal_newlines', True)
-    return subprocess.run(list(cmd), **kwargs)
+    return subprocess.run(list(cmd), **kwargs)  # pylint: disable=subprocess-run-check
 
 
 class Lab(object):

@@ -68,8 +68,7 @@ def write(path, text):
 def inventory(the_lab, hosts, connection='portknock.knock.ssh', sequence='[1600]', extra=''):
     lines = ['[all:vars]',
              'ansible_user=root', 'ansible_connection=%s' % connection,
-             'ansible_python_interpreter=%s' % sys.executable.replace(VENV_BIN + '/python', '/usr/bin/python3')
-             if False else 'ansible_python_interpreter=/usr/bin/python3',
+             'ansible_python_interpreter=/usr/bin/python3',
              'ansible_ssh_private_key_file=%s' % the_lab.client_key,
              'knock_sequence=%s' % sequence, 'tmp=%s' % the_lab.tmp, extra, '[all]']
     lines += ['%s ansible_host=%s' % (name, address) for name, address in hosts]
@@ -152,7 +151,7 @@ def test_knock_before_connect_false_does_not_knock(door):
 
 def test_overhead_against_open_door_with_plain_ssh(door):
     """Same play, door open: builtin ssh vs portknock.knock.ssh (ControlPersist)."""
-    tasks = '\n'.join('    - command: "true"' for _ in range(20))
+    tasks = '\n'.join('    - command: "true"' for dummy in range(20))
     play = '- hosts: all\n  gather_facts: false\n  tasks:\n' + tasks + '\n'
     door.ns(door.server, 'iptables', '-I', 'INPUT', '-p', 'tcp', '--dport', '22', '-j', 'ACCEPT')
     inv_plain = inventory(door, [('srv', door.server4)], connection='ansible.builtin.ssh')

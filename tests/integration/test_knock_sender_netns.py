@@ -17,7 +17,6 @@ import time
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import knock_netns_lab  # noqa: E402
 from knock_netns_lab import ECHO_PORT, KNOCK_PORT, lab  # noqa: E402
 
 pytestmark = [

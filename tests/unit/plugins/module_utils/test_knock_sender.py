@@ -59,9 +59,9 @@ def test_send_knocks_in_order_with_delay_between_only(sent):
     steps = ks.send_knocks('198.51.100.7', '7000,8000:udp,9000', delay_ms=25, family=4, source='198.51.100.1',
                            sleep=sleeps.append)
     assert steps == [Step(7000, 'tcp'), Step(8000, 'udp'), Step(9000, 'tcp')]
-    assert [(p, a) for p, _, a, _ in sent] == [('tcp', ('198.51.100.7', 7000)), ('udp', ('198.51.100.7', 8000)),
-                                               ('tcp', ('198.51.100.7', 9000))]
-    assert all(s == '198.51.100.1' for _, _, _, s in sent)
+    assert [(item[0], item[2]) for item in sent] == [('tcp', ('198.51.100.7', 7000)), ('udp', ('198.51.100.7', 8000)),
+                                                     ('tcp', ('198.51.100.7', 9000))]
+    assert all(item[3] == '198.51.100.1' for item in sent)
     assert sleeps == [0.025, 0.025]
 
 
