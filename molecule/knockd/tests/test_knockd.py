@@ -137,6 +137,14 @@ def test_collection_client_opens_then_closes(client, server):
     wait_closed(client)
 
 
+def test_collection_knock_module_delegated_to_the_client_opens(client):
+    run = subprocess.run(
+        ['ansible-playbook', '-i', inventory(), os.path.join(SCENARIO, 'knock_module.yml')],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
+    assert run.returncode == 0, run.stdout[-3000:]
+    wait_closed(client)
+
+
 def test_wrong_order_does_not_open(client, other):
     # from the third address: a fresh source, so no earlier attempt of the client interferes
     assert other.run('knock %s 4444 3333 2222' % SERVER['ipv4']).rc == 0
