@@ -88,11 +88,11 @@ def say(message):
 
 
 def run(cmd, check=True, timeout=600, input_text=None):
-    result = subprocess.run(cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    result = subprocess.run(cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False,
                             universal_newlines=True, timeout=timeout, input=input_text)
     if check and result.returncode != 0:
-        raise RuntimeError('command failed (%d): %s\n%s%s' % (result.returncode, ' '.join(cmd),
-                                                             result.stdout[-2000:], result.stderr[-2000:]))
+        raise RuntimeError('command failed (%d): %s\n%s%s' % (
+            result.returncode, ' '.join(cmd), result.stdout[-2000:], result.stderr[-2000:]))
     return result
 
 
@@ -233,7 +233,7 @@ class Implementation:
         server.sh('systemctl stop %s >/dev/null 2>&1; systemctl reset-failed %s >/dev/null 2>&1; true'
                   % (self.unit, self.unit))
         server.sh('systemd-run --quiet --unit=%s --collect %s' % (self.unit, ' '.join(self.argv)))
-        for _ in range(50):
+        for _attempt in range(50):
             pid = int(server.sh('systemctl show -p MainPID --value %s' % self.unit).stdout.strip() or 0)
             if pid:
                 self.pid = pid
@@ -343,18 +343,18 @@ def report(results, plan, cost):
     say('start command alone: median %.1f ms through sh -c (knockd), %.1f ms executed directly (daemon)' % cost)
     say('%-18s %9s %9s %9s %12s' % ('', 'p50 ms', 'p90 ms', 'opened', 'idle RSS MiB'))
     for r in results:
-        say('%-18s %9.2f %9.2f %5d/%-3d %12.1f' % (r['name'], r['p50'], r['p90'], r['latency_ok'], r['latency_n'],
-                                                  r['idle_rss_kib'] / 1024.0))
+        say('%-18s %9.2f %9.2f %5d/%-3d %12.1f' % (
+            r['name'], r['p50'], r['p90'], r['latency_ok'], r['latency_n'], r['idle_rss_kib'] / 1024.0))
     flooded = [r for r in results if r['flood']]
     if len(flooded) >= 2:
         base, new = flooded[0], flooded[1]
         say('')
-        say('latency ratio %s/%s: p50 x%.1f, p90 x%.1f' % (base['name'], new['name'],
-                                                           base['p50'] / new['p50'], base['p90'] / new['p90']))
+        say('latency ratio %s/%s: p50 x%.1f, p90 x%.1f' % (
+            base['name'], new['name'], base['p50'] / new['p50'], base['p90'] / new['p90']))
         say('')
         say('%-8s | %-40s | %-40s' % ('flood', base['name'], new['name']))
-        say('%-8s | %9s %7s %8s %12s | %9s %7s %8s %12s' % ('target', 'pps', 'opened', 'RSS MiB', 'CPU s/100k',
-                                                          'pps', 'opened', 'RSS MiB', 'CPU s/100k'))
+        say('%-8s | %9s %7s %8s %12s | %9s %7s %8s %12s' % (
+            'target', 'pps', 'opened', 'RSS MiB', 'CPU s/100k', 'pps', 'opened', 'RSS MiB', 'CPU s/100k'))
         for a, b in zip(base['flood'], new['flood']):
             say('%-8s | %9.0f %6.0f%% %8.1f %12.3f | %9.0f %6.0f%% %8.1f %12.3f' % (
                 a['rate'] or 'max',
@@ -371,7 +371,7 @@ PLANS = {
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n', maxsplit=1)[0])
     parser.add_argument('--quick', action='store_true', help='fewer flood steps and knocks (< 3 minutes)')
     parser.add_argument('--keep-lab', action='store_true', help='leave the lab hosts up (debugging)')
     parser.add_argument('--only', action='append', default=[], help='only this implementation (repeatable)')

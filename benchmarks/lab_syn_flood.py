@@ -89,7 +89,7 @@ def main():
             todo = min(due, 1024)
         else:
             todo = batch
-        for _ in range(todo):
+        for _packet in range(todo):
             try:
                 send(packets[index], addr)
                 sent += 1
