@@ -366,7 +366,7 @@ def report(results, plan, cost):
 
 PLANS = {
     'full': {'latency_knocks': 40, 'flood_knocks': 20, 'rates': [1000, 5000, 20000, 50000, 100000, 0, 0]},
-    'quick': {'latency_knocks': 30, 'flood_knocks': 15, 'rates': [5000, 50000, 0]},
+    'quick': {'latency_knocks': 30, 'flood_knocks': 12, 'rates': [5000, 50000, 0]},
 }
 
 
