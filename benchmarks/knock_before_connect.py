@@ -72,8 +72,8 @@ def run(cmd, check=True, timeout=900, env=None):
     result = subprocess.run(cmd, env=env or ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             universal_newlines=True, timeout=timeout, check=False)
     if check and result.returncode != 0:
-        raise RuntimeError('command failed (%d): %s\n%s%s' % (result.returncode, ' '.join(cmd),
-                                                             result.stdout[-3000:], result.stderr[-3000:]))
+        raise RuntimeError('command failed (%d): %s\n%s%s' % (
+            result.returncode, ' '.join(cmd), result.stdout[-3000:], result.stderr[-3000:]))
     return result
 
 
