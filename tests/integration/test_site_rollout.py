@@ -1,0 +1,161 @@
+# -*- coding: utf-8 -*-
+# Copyright: portknock.knock contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""site.yml on lab hosts: rollout, idempotence, check mode, and the way back.
+
+Four fleet hosts, one per enforcer (iptables, nftables, Debian's knockd, the bundled daemon),
+all reached through their doors by portknock.knock.ssh.  Run with tools/test.sh (which
+builds and installs the collection and sets the environment), as root.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import difflib
+import json
+import os
+import re
+import subprocess
+import time
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
+LAB = 'it-site'
+STATE = os.environ.get('PKLAB_STATE', os.path.join(REPO, '.lab'))
+HOSTS = ['%s-%d' % (LAB, i) for i in range(1, 5)]   # iptables, nftables, knockd, daemon
+BROKEN = HOSTS[2]
+ROLLBACK = 20
+RECAP = re.compile(r'^(\S+)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)', re.M)
+CONTAINERS = dict(os.environ, CONTAINERS_CONF=os.path.join(REPO, 'lab', 'containers.conf'))
+
+
+def pklab(*args):
+    return subprocess.run(['python3', os.path.join(REPO, 'lab', 'pklab.py')] + list(args), check=True,
+                          stdout=subprocess.PIPE, universal_newlines=True).stdout
+
+
+def on_host(host, command):
+    """Read a host's state without ssh (its door may be closed to us)."""
+    return subprocess.run(['podman', 'exec', 'pklab-' + host, 'sh', '-c', command], env=CONTAINERS, check=False,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True).stdout
+
+
+# What knockers change while a door works (not configuration): knockd's per-knocker ACCEPT
+# rules in the door chains and the members of nftables door sets.
+KNOCKER_RULE = re.compile(r'^-A PK-\S+-KD -s \S+ .*-j ACCEPT$')
+SET_MEMBERS = re.compile(r'elements = \{[^}]*\}', re.S)
+
+
+def state_of(host):
+    # iptables-nft tables through iptables-save (knockers' rules filtered below), native nft
+    # tables (the door tables) through nft, plus the knockd files.
+    text = on_host(host, 'iptables-save 2>/dev/null | grep -v "^#"; ip6tables-save 2>/dev/null | grep -v "^#"; '
+                         'nft list tables 2>/dev/null | grep -v -E " (ip|ip6) (filter|nat|mangle|raw|security)$" '
+                         '| while read -r _ family name; do nft -s list table "$family" "$name"; done; '
+                         'cat /etc/knockd.conf /etc/default/knockd /etc/default/portknock-knockd 2>/dev/null')
+    text = SET_MEMBERS.sub('elements = { }', text)
+    return '\n'.join(line for line in text.splitlines() if not KNOCKER_RULE.match(line) or 'pk-static' in line)
+
+
+def same_state(before):
+    """The hosts whose state differs from ``before``, with a diff of each."""
+    changed = {}
+    for host, old in before.items():
+        new = state_of(host)
+        if new != old:
+            changed[host] = '\n'.join(difflib.unified_diff(old.splitlines(), new.splitlines(), lineterm=''))
+    return changed
+
+
+def playbook(inventory, *extra):
+    cmd = ['ansible-playbook', '-i', os.path.join(REPO, 'inventory'), '-i', inventory,
+           os.path.join(REPO, 'site.yml')] + list(extra)
+    proc = subprocess.run(cmd, cwd=REPO, check=False, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          universal_newlines=True, env=dict(os.environ, ANSIBLE_FORKS='4', ANSIBLE_NOCOLOR='1'))
+    recap = {}
+    for name, ok, changed, unreachable, failed in RECAP.findall(proc.stdout):
+        recap[name] = dict(ok=int(ok), changed=int(changed), unreachable=int(unreachable), failed=int(failed))
+    return proc, recap
+
+
+def doors(open_window):
+    return json.dumps({'portknock_doors': [{'name': 'ssh', 'sequence': [7219, '8361:udp', 9203], 'port': 22,
+                                            'step_timeout': 5, 'open_window': open_window}]})
+
+
+@pytest.fixture(scope='module')
+def fleet():
+    inventory = os.path.join(STATE, 'labs', LAB, 'fleet.yml')
+    try:
+        pklab('up', '--lab', LAB, '-n', str(len(HOSTS)))
+        subprocess.run(['python3', os.path.join(REPO, 'tools', 'site_fleet.py'),
+                        os.path.join(STATE, 'labs', LAB, 'hosts.json'), inventory], check=True)
+        yield inventory
+    finally:
+        subprocess.run(['python3', os.path.join(REPO, 'lab', 'pklab.py'), 'down', '--lab', LAB], check=False)
+
+
+@pytest.fixture(scope='module')
+def rolled_out(fleet):
+    proc, recap = playbook(fleet)
+    assert proc.returncode == 0, proc.stdout[-6000:]
+    assert all(recap[h]['failed'] == 0 and recap[h]['unreachable'] == 0 for h in HOSTS), recap
+    return fleet
+
+
+def test_rollout_puts_a_door_on_every_enforcer(rolled_out):
+    assert 'PK-ssh' in on_host(HOSTS[0], 'iptables -S')
+    assert 'portknock_ssh' in on_host(HOSTS[1], 'nft list tables')
+    for host, unit in ((HOSTS[2], 'knockd'), (HOSTS[3], 'portknock-knockd')):
+        assert on_host(host, 'systemctl is-active %s' % unit).strip() == 'active'
+        assert '[ssh]' in on_host(host, 'cat /etc/knockd.conf')
+
+
+def test_plain_ssh_is_refused_after_rollout(rolled_out):
+    # from another lab host that never knocked: port 22 is closed on every fleet host
+    for host in HOSTS:
+        address = on_host(host, "ip -4 -o addr show eth0 | awk '{print $4}' | cut -d/ -f1").strip()
+        other = HOSTS[0] if host != HOSTS[0] else HOSTS[1]
+        assert on_host(other, 'nc -z -w 2 %s 22 && echo OPEN || echo CLOSED' % address).strip() == 'CLOSED', host
+
+
+def test_second_run_changes_nothing(rolled_out):
+    proc, recap = playbook(rolled_out)
+    assert proc.returncode == 0, proc.stdout[-6000:]
+    assert all(recap[h]['changed'] == 0 for h in HOSTS), recap
+
+
+def test_check_mode_predicts_and_changes_nothing(rolled_out):
+    before = dict((h, state_of(h)) for h in HOSTS)
+    proc, recap = playbook(rolled_out, '--check', '--diff', '-e', doors(25))
+    assert proc.returncode == 0, proc.stdout[-6000:]
+    assert all(recap[h]['changed'] > 0 for h in HOSTS), recap     # the change is predicted
+    assert same_state(before) == {}                               # and not made
+
+
+def test_broken_door_reverts_and_stops_the_rollout(rolled_out):
+    before = dict((h, state_of(h)) for h in HOSTS)
+    # The knockd host's daemon is moved to lo: it never sees the controller's knocks.
+    broken = rolled_out + '.broken'
+    subprocess.run(['python3', os.path.join(REPO, 'tools', 'site_fleet.py'),
+                    os.path.join(STATE, 'labs', LAB, 'hosts.json'), broken,
+                    '--set=%s:knockd_interface="lo"' % BROKEN], check=True)
+    proc, recap = playbook(broken, '-e', doors(25), '-e', json.dumps({
+        'portknock_serial': [1, 2, 1], 'portknock_rollback_timeout': ROLLBACK}))
+    assert proc.returncode != 0
+    assert recap[BROKEN]['failed'] + recap[BROKEN]['unreachable'] == 1, recap
+    assert 'stayed closed' in proc.stdout or 'ROLLED BACK' in proc.stdout or 'rolled' in proc.stdout, proc.stdout[-4000:]
+    # batch 1 and the rest of batch 2 got the change; batch 3 was never touched
+    assert '--seconds 25' in on_host(HOSTS[0], 'iptables -S')
+    assert 'timeout 25s' in on_host(HOSTS[1], 'nft list ruleset') or '25s' in on_host(HOSTS[1], 'nft list ruleset')
+    assert same_state({HOSTS[3]: before[HOSTS[3]]}) == {}
+    # the broken host restores its previous firewall and knockd state by itself
+    deadline = time.time() + ROLLBACK + 30
+    while time.time() < deadline and state_of(BROKEN) != before[BROKEN]:
+        time.sleep(2)
+    assert state_of(BROKEN) == before[BROKEN]
+    assert on_host(BROKEN, 'systemctl is-active knockd').strip() == 'active'
