@@ -3,11 +3,11 @@
 # integration tests on real kernels (network namespaces) and every molecule scenario on the
 # lab.  Every stage runs even when an earlier one failed; the exit code is non-zero if any
 # failed, and the last line is a plain "stages: N passed, N failed" summary.
-#   tools/test.sh [stage ...]     stages: unit sanity lint integration molecule (default: all)
+#   tools/test.sh [stage ...]     stages: unit sanity lint compat integration molecule (default: all)
 set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/bootstrap.sh"
 cd "$REPO"
-stages=("$@"); [ ${#stages[@]} -gt 0 ] || stages=(unit sanity lint integration molecule)
+stages=("$@"); [ ${#stages[@]} -gt 0 ] || stages=(unit sanity lint compat integration molecule)
 passed=0; failed=0; report=()
 export PYTHONPATH="$ANSIBLE_COLLECTIONS_PATH"   # tests import the INSTALLED collection
 export PYTHONDONTWRITEBYTECODE=1
@@ -34,6 +34,25 @@ sanity() {
 
 lint() { ansible-lint --profile production --offline -q; }
 
+compat() {
+  # The oldest ansible-core meta/runtime.yml claims (2.17): every plugin's docs, the unit
+  # tests and the connection/lookup/action plugins end to end, with that ansible-core.
+  local venv="$REPO/.venv-compat" rc=0
+  [ -x "$venv/bin/ansible" ] || { python3 -m venv "$venv" && "$venv/bin/pip" install -q 'ansible-core>=2.17,<2.18' pytest hypothesis 2>/dev/null; }
+  (
+    export PATH="$venv/bin:$PATH"
+    echo "compat: ansible-core $(python -c 'import ansible.release as r; print(r.__version__)')"
+    for type in module connection lookup filter; do
+      for plugin in $(ansible-doc -t "$type" -l portknock.knock 2>/dev/null | awk '{print $1}'); do
+        ansible-doc -t "$type" "$plugin" >/dev/null || { echo "ansible-doc -t $type $plugin failed"; exit 1; }
+      done
+    done
+    python -m pytest -q -p no:cacheprovider tests/unit && \
+      python -m pytest -q -p no:cacheprovider -m integration tests/integration/test_connection_knock.py
+  ) || rc=1
+  return $rc
+}
+
 integration() {
   local rc=0
   python -m pytest -q -p no:cacheprovider -m integration tests/integration || rc=$?
@@ -57,6 +76,7 @@ for s in "${stages[@]}"; do
     unit) stage unit unit ;;
     sanity) stage sanity sanity ;;
     lint) stage lint lint ;;
+    compat) stage compat compat ;;
     integration) stage integration integration ;;
     molecule) stage molecule molecule_all ;;
     *) echo "unknown stage $s"; failed=$((failed+1)) ;;
