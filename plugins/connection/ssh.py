@@ -197,9 +197,12 @@ class Connection(SSHConnection):
         timeout = int(self.get_option('timeout') or 10)
         proxy = build_proxy_command(delay_ms=self.get_option('knock_delay'), family=family,
                                     knock_host=self.get_option('knock_host'),
-                                    connect_timeout=max(1, timeout - 1))
+                                    connect_timeout=max(1, timeout - 1), fdpass=True)
         index = b_command.index(to_bytes(binary, errors='surrogate_or_strict')) + 1
-        b_command[index:index] = [b'-o', to_bytes('ProxyCommand=' + proxy, errors='surrogate_or_strict')]
+        # ProxyUseFdpass: the proxy knocks, connects and hands the socket to ssh, then exits,
+        # so no relay process sits in the data path of the connection.
+        b_command[index:index] = [b'-o', to_bytes('ProxyCommand=' + proxy, errors='surrogate_or_strict'),
+                                  b'-o', b'ProxyUseFdpass=yes']
         return b_command
 
     def _status_file(self):

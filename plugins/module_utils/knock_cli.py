@@ -66,6 +66,9 @@ def build_parser():
                              'connect to the same address on PORT and relay stdin/stdout')
     parser.add_argument('--knock-host', metavar='HOST',
                         help='proxy mode: knock this host instead of HOST (resolved in the same family)')
+    parser.add_argument('--fdpass', action='store_true',
+                        help='proxy mode for ssh -o ProxyUseFdpass=yes: hand the connected socket to ssh '
+                             'and exit instead of relaying (no process in the data path)')
     parser.add_argument('--connect-timeout', type=float, default=DEFAULT_CONNECT_TIMEOUT, metavar='SECONDS',
                         help='proxy mode: keep trying to connect for this long after knocking (default %(default)s)')
     parser.add_argument('host', help='host name or address')
@@ -200,6 +203,9 @@ def run_proxy(args):
     send_knocks(knock_address, args.sequence, delay_ms=args.delay, family=fam, source=args.source)
     sock = connect_after_knock(fam, address, args.port, args.connect_timeout, source=args.source)
     _say(args, 'connected to %s port %d' % (address, args.port))
+    if args.fdpass:
+        pass_socket(sock)
+        return
     if not args.verbose:
         # ssh with ControlPersist waits for EOF on the stderr it gave us: let go of it.
         devnull = os.open(os.devnull, os.O_WRONLY)
@@ -208,6 +214,17 @@ def run_proxy(args):
     try:
         relay(sock)
     finally:
+        sock.close()
+
+
+def pass_socket(sock, outfd=1):
+    """Give ``sock`` to the process at the other end of ``outfd`` (ssh's ProxyUseFdpass)."""
+    import array
+    channel = socket.socket(fileno=os.dup(outfd))
+    try:
+        channel.sendmsg([b'\0'], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array('i', [sock.fileno()]))])
+    finally:
+        channel.close()
         sock.close()
 
 
@@ -238,7 +255,7 @@ def _import_line():
 
 
 def build_proxy_command(python=None, delay_ms=0, family=None, knock_host=None,
-                        connect_timeout=DEFAULT_CONNECT_TIMEOUT, host_token='%h', port_token='%p'):
+                        connect_timeout=DEFAULT_CONNECT_TIMEOUT, host_token='%h', port_token='%p', fdpass=False):
     """An ssh ``ProxyCommand`` value running this CLI in proxy mode.
 
     The sequence is NOT part of it: the caller puts it in $PORTKNOCK_SEQUENCE
@@ -256,6 +273,8 @@ def build_proxy_command(python=None, delay_ms=0, family=None, knock_host=None,
         words.append('-%d' % family)
     if knock_host:
         words += ['--knock-host', quote(knock_host)]
+    if fdpass:
+        words.append('--fdpass')
     words += [host_token, port_token]
     return ' '.join(words)
 
