@@ -326,6 +326,13 @@ def running(record):
     return all(h['container'] in names for h in record['hosts'])
 
 
+def indexes_in_use():
+    """Address blocks held by any lab container on this machine, whatever state dir made it."""
+    out = podman('ps', '-a', '--filter', 'label=' + LABEL + '.index', '--format',
+                 '{{ index .Labels "%s.index" }}' % LABEL, check=False).stdout.split()
+    return set(int(word) for word in out if word.isdigit())
+
+
 def up(lab, count, reuse=False):
     if not lab.replace('-', '').isalnum() or len(lab) > 30:
         raise SystemExit('pklab: lab name %r: letters, digits and - only' % lab)
@@ -343,7 +350,7 @@ def up(lab, count, reuse=False):
     key = ssh_key()
     remove_containers(lab)   # leftovers of a crashed run
     others = dict((k, v) for k, v in all_labs().items() if k != lab)
-    used = set(v['index'] for v in others.values())
+    used = set(v['index'] for v in others.values()) | indexes_in_use()
     index = min(i for i in range(2, 250) if i not in used)
     hosts = []
     for i in range(1, count + 1):
@@ -354,7 +361,7 @@ def up(lab, count, reuse=False):
         podman('create', '--name', cname, '--hostname', name, '--network', NETWORK,
                '--ip', v4, '--ip6', v6, '--cap-add', 'NET_ADMIN,NET_RAW,SYS_MODULE',
                '--systemd', 'always', '--stop-signal', 'SIGKILL',
-               '--label', '%s.lab=%s' % (LABEL, lab), image)
+               '--label', '%s.lab=%s' % (LABEL, lab), '--label', '%s.index=%d' % (LABEL, index), image)
         podman('cp', key + '.pub', cname + ':/root/.ssh/authorized_keys')
         podman('cp', apt_proxy_conf(), cname + ':/etc/apt/apt.conf.d/01pklab-proxy')
         hosts.append({'name': name, 'container': cname, 'ipv4': v4, 'ipv6': v6})
