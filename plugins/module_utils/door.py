@@ -89,6 +89,15 @@ def door_from_dict(data):
     return make_door(**kwargs)
 
 
+def distinct_steps(door):
+    """The door's steps without repeats, in order of first appearance."""
+    seen = []
+    for step in door.sequence:
+        if step not in seen:
+            seen.append(step)
+    return seen
+
+
 def families(door):
     """The address families a door covers, as ('ipv4',), ('ipv6',) or both."""
     return ('ipv4', 'ipv6') if door.ip_version == 'both' else (door.ip_version,)

@@ -33,7 +33,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from .door import families
+from .door import distinct_steps, families
 
 TABLE_FAMILY = 'inet'
 TABLE_PREFIX = 'portknock_'
@@ -76,14 +76,6 @@ def _new_packet(port, protocol, knock):
     return text + ' ct state new'
 
 
-def _distinct_steps(door):
-    seen = []
-    for step in door.sequence:
-        if step not in seen:
-            seen.append(step)
-    return seen
-
-
 def chain_rules(door):
     """The rules of the door's base chain, in order, as nft lists them."""
     last = len(door.sequence)
@@ -97,7 +89,7 @@ def chain_rules(door):
             rules.append('meta nfproto %s %s drop' % (fams[0], match))
         else:
             rules.append('%s drop' % match)
-    for step in _distinct_steps(door):
+    for step in distinct_steps(door):
         match = _new_packet(step.port, step.protocol, knock=True)
         numbers = [k for k, other in enumerate(door.sequence, 1) if other == step]
         for family in fams:

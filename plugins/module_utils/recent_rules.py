@@ -38,7 +38,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from .door import CHAIN_PREFIX, families
+from .door import CHAIN_PREFIX, distinct_steps, families
 
 TABLE = 'filter'
 HOOK_CHAIN = 'INPUT'
@@ -94,14 +94,6 @@ def _new_packet(port, protocol, knock):
     return text + ' -m conntrack --ctstate NEW'
 
 
-def _distinct_steps(door):
-    seen = []
-    for step in door.sequence:
-        if step not in seen:
-            seen.append(step)
-    return seen
-
-
 def chain_rules(door, family):
     """The ``-A`` lines of the door's two chains, as iptables-save prints them."""
     main = chain_name(door)
@@ -112,7 +104,7 @@ def chain_rules(door, family):
         match = _new_packet(port, door.protocol, knock=False)
         rules.append('-A %s %s %s -j ACCEPT' % (main, match, _recent(door, family, last, 'rcheck', door.open_window)))
         rules.append('-A %s %s -j DROP' % (main, match))
-    for step in _distinct_steps(door):
+    for step in distinct_steps(door):
         match = _new_packet(step.port, step.protocol, knock=True)
         numbers = [k for k, other in enumerate(door.sequence, 1) if other == step]
         for k in sorted((k for k in numbers if k >= 2), reverse=True):
