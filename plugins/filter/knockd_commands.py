@@ -23,7 +23,8 @@ import ipaddress
 
 from ansible.errors import AnsibleFilterError
 from ansible.module_utils.common.text.converters import to_text
-from ansible_collections.portknock.knock.plugins.module_utils.door import CHAIN_PREFIX, families, make_door
+from ansible_collections.portknock.knock.plugins.module_utils.door import (
+    CHAIN_PREFIX, DEFAULT_CMD_TIMEOUT, DEFAULT_SEQ_TIMEOUT, families, make_door)
 from ansible_collections.portknock.knock.plugins.module_utils.sequence import (
     KnockValueError, format_sequence, format_tcpflags, parse_sequence)
 
@@ -33,8 +34,6 @@ RAW_COMMANDS = ('start_command', 'stop_command', 'start_command_6', 'stop_comman
 PASS_THROUGH = ('target', 'one_time_sequences')
 DOOR_KEYS = frozenset(('name', 'state', 'sequence', 'seq_timeout', 'cmd_timeout', 'tcpflags', 'port',
                        'protocol', 'ip_version', 'firewall') + RAW_COMMANDS + PASS_THROUGH)
-DEFAULT_SEQ_TIMEOUT = 25   # knockd's defaults, used only to validate
-DEFAULT_CMD_TIMEOUT = 10
 
 
 def chain_name(name):
