@@ -219,9 +219,9 @@ def proxy_pid():
 
 
 def ensure_apt_proxy():
+    if port_open(V4_GW, PROXY_PORT, 1):
+        return             # ours, or the one of a lab from another state dir: shared
     if proxy_pid():
-        if port_open(V4_GW, PROXY_PORT, 1):
-            return
         stop_apt_proxy()   # started before the bridge had its address
     base, pidfile = proxy_paths()
     cache = os.path.join(STATE, 'cache', 'apt')
@@ -241,8 +241,7 @@ def ensure_apt_proxy():
 
 
 def proxy_processes():
-    """Every apt-cacher-ng this state dir started (also ones whose pid file was lost)."""
-    base, _ = proxy_paths()
+    """Every lab apt-cacher-ng on this machine (also ones whose pid file was lost)."""
     pids = []
     for entry in os.listdir('/proc'):
         if entry.isdigit():
@@ -251,7 +250,7 @@ def proxy_processes():
                     argv = fh.read().split(b'\0')
             except OSError:
                 continue
-            if argv and argv[0].endswith(b'apt-cacher-ng') and base.encode() in argv:
+            if argv and argv[0].endswith(b'apt-cacher-ng') and any(a.endswith(b'/apt-proxy') for a in argv):
                 pids.append(int(entry))
     return pids
 
@@ -423,13 +422,14 @@ def down(lab=None):
         shutil.rmtree(os.path.join(labs_dir(), lab), ignore_errors=True)
     else:
         shutil.rmtree(labs_dir(), ignore_errors=True)
-    # Labs whose containers are gone (killed runs) no longer hold the network.
+    # Labs whose containers are gone (killed runs) no longer hold anything.
     alive = set(podman('ps', '-a', '--format', '{{.Names}}', '--filter', 'label=' + LABEL + '.lab').stdout.split())
     for name, record in all_labs().items():
         if not any(h['container'] in alive for h in record['hosts']):
             shutil.rmtree(os.path.join(labs_dir(), name), ignore_errors=True)
-    if not all_labs():
-        remove_containers(None)
+    # The network, the guard and the proxy are shared by every lab on this machine, whatever
+    # state dir made it: they go only with the last lab container.
+    if not alive:
         podman('network', 'rm', '-f', NETWORK, check=False)
         guard(False)
         stop_apt_proxy()
