@@ -1,100 +1,124 @@
+#!/usr/bin/env python3
 # -*- coding: utf-8 -*-
 # Copyright: portknock.knock contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Benchmark of portknock.knock.recent_knock (prints numbers; not a test).
+"""Benchmark (issue 3): portknock.knock.recent_knock on lab hosts, per backend.
 
-For each backend (iptables-nft, iptables-legacy via python-iptables, nftables), in a fresh
-pair of network namespaces (10.99.2.0/24): wall time of one ansible-playbook run converging
-N doors (first run, then the idempotent run), and the time from the last knock to an
-accepted TCP connection (median of a few tries).  Needs root.
+    source tools/bootstrap.sh && python3 benchmarks/recent_knock.py [N ...]   # default: 1 10 50
 
-  python3 benchmarks/recent_knock.py [N ...]   (from the repo root, as root; default 1 10 50)
-
-The lab (namespaces, addresses) is the one of tests/integration/test_recent_knock_netns.py.
+One lab (``bench-recent``, 4 hosts): an iptables-nft host, an nftables host, an
+iptables-legacy host (switched with update-alternatives, python3-iptables installed) and a
+client.  For each backend and N: wall time of one ansible-playbook run converging N doors
+(first run, then the idempotent run); then the time from the last knock to an accepted TCP
+connection (a door on port 2022 with a listener; the client knocks with the collection's
+sender and retries connect() every 0.2 ms; median and p90 of 15).  The lab is always removed.
+Prints numbers; asserts nothing.
 """
 
 from __future__ import absolute_import, division, print_function
 
 import json
 import os
+import signal
+import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, 'tests', 'integration'))
+from lab_hosts import STATE, lab  # noqa: E402  (the one lab tool)
 
-import test_recent_knock_netns as lab_mod  # noqa: E402  (the same lab as the integration test)
-
-PLAY = '''
-- hosts: localhost
-  connection: local
-  gather_facts: false
-  vars:
-    ansible_python_interpreter: /usr/bin/python3
-  tasks:
-    - portknock.knock.recent_knock:
-        name: "bench{{ item }}"
-        sequence: ["{{ 20000 + item * 3 }}", "{{ 20001 + item * 3 }}:udp", "{{ 20002 + item * 3 }}"]
-        port: "{{ 30000 + item }}"
-        backend: %s
-      loop: "{{ range(0, %d) | list }}"
-'''
-
-LATENCY = '''
-import json, socket, time
+BACKENDS = (('iptables-nft', 'iptables'), ('nftables', 'nftables'), ('iptables-legacy', 'iptables'))
+LATENCY = r'''
+import random, select, socket, sys, time
 from ansible_collections.portknock.knock.plugins.module_utils.knock_sender import send_knocks
+from ansible_collections.portknock.knock.plugins.module_utils.sequence import parse_sequence
+host, runs = sys.argv[1], int(sys.argv[2])
+steps = parse_sequence('7301,7302,7303')
 out = []
-for _ in range(5):
-    send_knocks(%r, [20000, '20001:udp'], source=%r)
+for i in range(runs):
+    time.sleep(random.uniform(0.2, 0.6))
+    send_knocks(host, steps)
     t0 = time.monotonic()
-    send_knocks(%r, [20002], source=%r)
     while True:
-        s = socket.socket(); s.settimeout(0.5); s.bind((%r, 0))
+        s = socket.socket(); s.setblocking(False)
         try:
-            s.connect((%r, 22)); break
-        except OSError:
+            s.connect((host, 2022))
+        except BlockingIOError:
             pass
-        finally:
-            s.close()
-    out.append(time.monotonic() - t0)
-    time.sleep(0.2)
-print(json.dumps(sorted(out)[len(out) // 2]))
+        _, w, _ = select.select([], [s], [], 0.01)
+        if w and s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0:
+            s.close(); break
+        s.close()
+        if time.monotonic() - t0 > 2:
+            break
+    out.append((time.monotonic() - t0) * 1000)
+    time.sleep(1.2)   # past the open window: the next knock starts closed
+print(' '.join('%.3f' % x for x in out))
 '''
 
 
-def playbook(lab, count, backend):
-    path = os.path.join(lab.tmp, 'bench-%d.yml' % count)
-    with open(path, 'w') as handle:
-        handle.write(PLAY % (backend, count))
-    env = dict(os.environ, PATH=lab.path, ANSIBLE_COLLECTIONS_PATH=lab_mod.COLLECTIONS,
-               ANSIBLE_LOCALHOST_WARNING='0', ANSIBLE_INVENTORY_UNPARSED_WARNING='0')
+def playbook(inventory, host, backend, count):
+    doors = [dict(name='b%d' % i, sequence=[7000 + 3 * i, 7001 + 3 * i, 7002 + 3 * i], port=10000 + i,
+                  open_window=1, step_timeout=5, backend=backend) for i in range(count)]
+    with tempfile.NamedTemporaryFile('w', suffix='.yml', delete=False) as handle:
+        handle.write(json.dumps([{'hosts': host, 'gather_facts': False, 'tasks': [{
+            'portknock.knock.recent_knock': '{{ item }}', 'loop': doors, 'no_log': True}]}]))
     start = time.monotonic()
-    subprocess.run(['ip', 'netns', 'exec', lab.server, os.path.join(lab_mod.VENV_BIN, 'ansible-playbook'),
-                    '-i', 'localhost,', path], env=env, check=True, stdout=subprocess.DEVNULL)
-    return time.monotonic() - start
+    res = subprocess.run(['ansible-playbook', '-i', inventory, handle.name], check=False,
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
+    elapsed = time.monotonic() - start
+    os.unlink(handle.name)
+    if res.returncode != 0:
+        print(res.stdout[-3000:])
+    return elapsed
 
 
-def main(counts):
-    for name, backend in (('iptables-nft', 'iptables'), ('legacy', 'iptables'), ('nftables', 'nftables')):
-        lab = lab_mod.Lab(name)
-        try:
-            lab.start()
+def remove_doors(inventory, host, backend, count):
+    for i in range(count):
+        subprocess.run(['ansible', '-i', inventory, host, '-m', 'portknock.knock.recent_knock',
+                        '-a', 'name=b%d state=absent backend=%s' % (i, backend)], check=False,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def main():
+    counts = [int(a) for a in sys.argv[1:]] or [1, 10, 50]
+    signal.signal(signal.SIGTERM, lambda *a: sys.exit(1))
+    with lab('bench-recent', 4) as hosts:
+        inventory = os.path.join(STATE, 'labs', 'bench-recent', 'inventory.yml')
+        servers, client = hosts[:3], hosts[3]
+        legacy = servers[2]
+        legacy.run('apt-get -qq update && apt-get -qq install -y python3-iptables >/dev/null && '
+                   'update-alternatives --set iptables /usr/sbin/iptables-legacy && '
+                   'update-alternatives --set ip6tables /usr/sbin/ip6tables-legacy', check=True, timeout=300)
+        client.install_collection()
+        for (label, backend), server in zip(BACKENDS, servers):
             for count in counts:
-                first = playbook(lab, count, backend)
-                again = playbook(lab, count, backend)
-                print('%-13s %3d doors: first run %6.2f s, idempotent run %6.2f s' % (name, count, first, again))
-            # the door bench0 protects 30000; re-point door 0 at the listener's port 22
-            lab.module(dict(name='bench0', sequence=[20000, '20001:udp', 20002], port=22, backend=backend))
-            env = dict(os.environ, PYTHONPATH=lab_mod.COLLECTIONS)
-            code = LATENCY % (lab_mod.SERVER4, lab_mod.CLIENT4, lab_mod.SERVER4, lab_mod.CLIENT4,
-                              lab_mod.CLIENT4, lab_mod.SERVER4)
-            out = subprocess.run(['ip', 'netns', 'exec', lab.client, sys.executable, '-c', code], env=env,
-                                 check=True, stdout=subprocess.PIPE, universal_newlines=True).stdout
-            print('%-13s last knock -> accepted connection: %.3f ms (median of 5)' % (name, json.loads(out) * 1000))
-        finally:
-            lab.close()
+                first = playbook(inventory, server.name, backend, count)
+                again = playbook(inventory, server.name, backend, count)
+                print('%-16s %3d doors: first run %6.2f s, idempotent run %6.2f s' % (label, count, first, again),
+                      flush=True)
+                remove_doors(inventory, server.name, backend, count)
+            subprocess.run(['ansible', '-i', inventory, server.name, '-m', 'portknock.knock.recent_knock', '-a',
+                            'name=lat sequence=7301,7302,7303 port=2022 open_window=1 backend=%s' % backend],
+                           check=True, stdout=subprocess.DEVNULL)
+            listener = server.spawn('python3 -c "import socket;s=socket.socket();'
+                                    's.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1);'
+                                    's.bind((\'0.0.0.0\',2022));s.listen(64)\nwhile 1: s.accept()[0].close()"')
+            try:
+                time.sleep(0.5)
+                res = client.run('cd /tmp && PYTHONPATH=/opt/pk python3 - %s 15' % server.ipv4, stdin=LATENCY,
+                                 timeout=300)
+                values = sorted(float(v) for v in res.stdout.split()[-15:])
+                print('%-16s last knock -> accepted connection: median %.3f ms, p90 %.3f ms (n=%d)'
+                      % (label, statistics.median(values), values[int(len(values) * 0.9) - 1], len(values)), flush=True)
+            except ValueError:
+                print('%-16s latency run failed: %s' % (label, res.stdout[-500:]))
+            finally:
+                listener.kill()
 
 
 if __name__ == '__main__':
-    main([int(arg) for arg in sys.argv[1:]] or [1, 10, 50])
+    main()
