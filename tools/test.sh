@@ -49,7 +49,7 @@ compat() {
       done
     done
     python -m pytest -q -p no:cacheprovider tests/unit && \
-      python -m pytest -q -p no:cacheprovider -m integration tests/integration/test_connection_knock.py
+      python -m pytest -q -p no:cacheprovider -m integration tests/integration/test_connection_lab.py
   ) || rc=1
   return $rc
 }

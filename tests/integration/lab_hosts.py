@@ -41,7 +41,8 @@ class LabHost(object):
     def run(self, command, check=False, timeout=120, stdin=None):
         """Run a shell command on the host (podman exec); stdout and stderr together."""
         interactive = ['-i'] if stdin is not None else []
-        res = subprocess.run(['podman', 'exec'] + interactive + [self.container, 'sh', '-c', command], env=PODMAN_ENV, input=stdin, timeout=timeout, check=False,
+        res = subprocess.run(['podman', 'exec'] + interactive + [self.container, 'sh', '-c', command],
+                             env=PODMAN_ENV, input=stdin, timeout=timeout, check=False,
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
         if check and res.returncode != 0:
             raise AssertionError('%s: %s failed (%d):\n%s' % (self.name, command, res.returncode, res.stdout))

@@ -47,7 +47,7 @@ def lab():
 
 
 def test_up_after_an_interrupted_up_and_down_leaves_nothing(lab):
-    others = [name for name in os.listdir(os.path.join(STATE, 'labs'))] if os.path.isdir(os.path.join(STATE, 'labs')) else []
+    others = os.listdir(os.path.join(STATE, 'labs')) if os.path.isdir(os.path.join(STATE, 'labs')) else []
     # An `up` killed half way leaves containers behind ...
     proc = subprocess.Popen(['python3', PKLAB, 'up', '--lab', LAB, '-n', '2'], env=ENV,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
