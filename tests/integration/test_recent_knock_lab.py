@@ -120,7 +120,7 @@ class Server(object):
         if self.backend == 'nftables':
             args.setdefault('backend', 'nftables')
         env = dict(os.environ, ANSIBLE_STDOUT_CALLBACK=callback, ANSIBLE_LOAD_CALLBACK_PLUGINS='1',
-                   ANSIBLE_HOST_KEY_CHECKING='False', ANSIBLE_INVENTORY_UNPARSED_WARNING='0')
+                   ANSIBLE_HOST_KEY_CHECKING='False', ANSIBLE_PIPELINING='True', ANSIBLE_INVENTORY_UNPARSED_WARNING='0')
         cmd = ['ansible', '-i', self.inventory, self.host.name, '-e', 'ansible_python_interpreter=%s' % python,
                '-m', 'portknock.knock.recent_knock', '-a', json.dumps(args)]
         if check:
