@@ -47,7 +47,7 @@ def on_host(host, command):
 # What knockers change while a door works (not configuration): knockd's per-knocker ACCEPT
 # rules in the door chains and the members of nftables door sets.
 KNOCKER_RULE = re.compile(r'^-A PK-\S+-KD -s \S+ .*-j ACCEPT$')
-SET_MEMBERS = re.compile(r'elements = \{[^}]*\}', re.S)
+SET_MEMBERS = re.compile(r'\n\s*elements = \{[^}]*\}', re.S)
 
 
 def state_of(host):
@@ -57,7 +57,7 @@ def state_of(host):
                          'nft list tables 2>/dev/null | grep -v -E " (ip|ip6) (filter|nat|mangle|raw|security)$" '
                          '| while read -r _ family name; do nft -s list table "$family" "$name"; done; '
                          'cat /etc/knockd.conf /etc/default/knockd /etc/default/portknock-knockd 2>/dev/null')
-    text = SET_MEMBERS.sub('elements = { }', text)
+    text = SET_MEMBERS.sub('', text)
     return '\n'.join(line for line in text.splitlines() if not KNOCKER_RULE.match(line) or 'pk-static' in line)
 
 
@@ -140,13 +140,13 @@ def test_check_mode_predicts_and_changes_nothing(rolled_out):
 def test_broken_door_reverts_and_stops_the_rollout(rolled_out):
     before = dict((h, state_of(h)) for h in HOSTS)
     # The knockd host's daemon is moved to lo: it never sees the controller's knocks.
-    broken = rolled_out + '.broken'
+    broken = rolled_out.replace('fleet.yml', 'fleet-broken.yml')
     subprocess.run(['python3', os.path.join(REPO, 'tools', 'site_fleet.py'),
                     os.path.join(STATE, 'labs', LAB, 'hosts.json'), broken,
                     '--set=%s:knockd_interface="lo"' % BROKEN], check=True)
     proc, recap = playbook(broken, '-e', doors(25), '-e', json.dumps({
         'portknock_serial': [1, 2, 1], 'portknock_rollback_timeout': ROLLBACK}))
-    assert proc.returncode != 0
+    assert proc.returncode != 0, proc.stdout[-3000:]
     assert recap[BROKEN]['failed'] + recap[BROKEN]['unreachable'] == 1, recap
     assert 'stayed closed' in proc.stdout or 'ROLLED BACK' in proc.stdout or 'rolled' in proc.stdout, proc.stdout[-4000:]
     # batch 1 and the rest of batch 2 got the change; batch 3 was never touched
