@@ -24,11 +24,8 @@ author:
   - portknock.knock contributors (@portknock)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - portknock.knock.knockd_file
 options:
-  path:
-    description: Path of the knockd configuration file.
-    type: path
-    default: /etc/knockd.conf
   use_syslog:
     description: Log through syslog (C(UseSyslog)).
     type: bool
@@ -41,18 +38,6 @@ options:
   interface:
     description: Interface knockd listens on (C(Interface)); empty string removes it. C(knockd -i) overrides it.
     type: str
-  backup:
-    description: Keep a timestamped copy of the file before changing it.
-    type: bool
-    default: false
-  mode:
-    description: Permissions of the file.
-    type: raw
-    default: '0600'
-  create:
-    description: Create the file when it does not exist; fail otherwise.
-    type: bool
-    default: true
 attributes:
   check_mode:
     support: full

@@ -28,11 +28,8 @@ author:
   - portknock.knock contributors (@portknock)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - portknock.knock.knockd_file
 options:
-  path:
-    description: Path of the knockd configuration file.
-    type: path
-    default: /etc/knockd.conf
   name:
     description: Name of the stanza (the text between the brackets). Must not be C(options).
     type: str
@@ -84,18 +81,6 @@ options:
   command_6:
     description: Single-command form for IPv6. Mutually exclusive with O(start_command_6).
     type: str
-  backup:
-    description: Keep a timestamped copy of the file before changing it.
-    type: bool
-    default: false
-  mode:
-    description: Permissions of the file (it may hold secret sequences).
-    type: raw
-    default: '0600'
-  create:
-    description: Create the file when it does not exist; fail otherwise.
-    type: bool
-    default: true
 notes:
   - Knock sequences and commands are C(no_log); Ansible masks their values in the output.
 attributes:
