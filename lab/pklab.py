@@ -301,7 +301,7 @@ def all_labs():
 
 def apt_proxy_conf():
     path = os.path.join(STATE, 'apt-proxy', '01pklab-proxy')
-    write(path, 'Acquire::http::Proxy "http://%s:%d";\n' % (V4_GW, PROXY_PORT))
+    write(path, 'Acquire::http::Proxy "http://%s:%d";\nAcquire::Retries "5";\n' % (V4_GW, PROXY_PORT))
     return path
 
 

@@ -25,7 +25,9 @@ ECHO_PORT = 2007
 COUNT_PORTS = (('udp', 1601), ('tcp', 1602), ('tcp', 1603))
 PROTECTED = (SSH_PORT, ECHO_PORT)
 WINDOW = 5
-RECENT_LIST = 'K'
+# One list per family: the kernel keeps one address mask per list (the first rule's), so an
+# ip6tables rule on a list an iptables rule created would compare IPv6 sources by 32 bits.
+RECENT_LISTS = {'iptables': 'K', 'ip6tables': 'K6'}
 
 ECHO_SERVER = r'''
 import socket, threading
@@ -49,17 +51,17 @@ serve(socket.AF_INET, '0.0.0.0')
 ''' % ECHO_PORT
 
 
-def door_rules():
-    """The INPUT rules of the door, in order (same for iptables and ip6tables)."""
+def door_rules(recent_list):
+    """The INPUT rules of the door, in order (the same for iptables and ip6tables but the list)."""
     rules = [
         # connections let in stay in after the window closes
         '-A INPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT',
-        '-A INPUT -p tcp --dport %d -m recent --set --name %s' % (KNOCK_PORT, RECENT_LIST),
+        '-A INPUT -p tcp --dport %d -m recent --set --name %s' % (KNOCK_PORT, recent_list),
     ]
     rules += ['-A INPUT -p %s --dport %d' % (proto, port) for proto, port in COUNT_PORTS]   # counting only
     for port in PROTECTED:
         rules.append('-A INPUT -p tcp --dport %d -m conntrack --ctstate NEW -m recent --rcheck --seconds %d --name %s -j ACCEPT'
-                     % (port, WINDOW, RECENT_LIST))
+                     % (port, WINDOW, recent_list))
         rules.append('-A INPUT -p tcp --dport %d -j DROP' % port)
     return rules
 
@@ -74,8 +76,8 @@ class RecentDoor(object):
         script = []
         for tool in ('iptables', 'ip6tables'):
             script.append('%s -F INPUT' % tool)
-            script += ['%s %s' % (tool, rule) for rule in door_rules()]
-        script.append('echo / > /proc/net/xt_recent/%s' % RECENT_LIST)
+            script += ['%s %s' % (tool, rule) for rule in door_rules(RECENT_LISTS[tool])]
+            script.append('echo / > /proc/net/xt_recent/%s' % RECENT_LISTS[tool])
         self.host.run(' && '.join(script), check=True)
 
     def open_port(self, port):
@@ -116,7 +118,8 @@ class RecentDoor(object):
 
     def recent_sources(self):
         """The recent list as the kernel shows it (one ``src=ADDRESS ...`` line per source)."""
-        return self.host.run('cat /proc/net/xt_recent/%s' % RECENT_LIST, check=True).stdout
+        return self.host.run('cat %s' % ' '.join('/proc/net/xt_recent/' + name for name in sorted(RECENT_LISTS.values())),
+                             check=True).stdout
 
     def start_echo(self, timeout=10):
         """The echo listener on ECHO_PORT (v4 and v6), behind the door."""

@@ -147,12 +147,12 @@ class Server(object):
         """Everything the door could have touched on the host, as text."""
         parts = []
         for tool in ('iptables-nft-save', 'ip6tables-nft-save', 'iptables-legacy-save', 'ip6tables-legacy-save'):
-            out = self.out(tool)
+            out = self.out(tool + ' 2>/dev/null')
             # legacy chains carry packet counters (IPv6 ND moves them): not the door's business
             parts.append(re.sub(r'\[\d+:\d+\]', '[0:0]', '\n'.join(
                 line for line in out.splitlines() if not line.startswith('#'))))
         # packet counters move with the controller's ssh and other traffic: not the door's business
-        nft = re.sub(r'counter packets \d+ bytes \d+', 'counter', self.out('nft -t list ruleset'))
+        nft = re.sub(r'counter packets \d+ bytes \d+', 'counter', self.out('nft -t list ruleset 2>/dev/null'))
         # nft places its "managed by iptables-nft" warning (and line breaks) as it likes
         parts.append(' '.join(re.sub(r'# Warning: table [^\n]* do not touch!', ' ', nft).split()))
         parts.append(' '.join(sorted(self.out('ls /proc/net/xt_recent').split())))
