@@ -15,30 +15,14 @@ description:
     connection can use that very address.
   - The sequence is never logged.
 author: portknock.knock contributors (@portknock)
+extends_documentation_fragment:
+  - portknock.knock.knock_options
 options:
   _terms:
     description: Host names or addresses to knock on (each resolved once).
     required: true
     type: list
     elements: str
-  sequence:
-    description:
-      - The knock sequence, a list of C(port) or C(port:proto) steps, or the knockd string form
-        C(7000,8000:udp,9000).
-    type: raw
-    required: true
-  delay:
-    description: Milliseconds to wait between two knocks.
-    type: int
-    default: 50
-  ip_version:
-    description: Address family to resolve the host in; V(any) takes the first address, as ssh does.
-    type: str
-    choices: [any, ipv4, ipv6]
-    default: any
-  source:
-    description: Local address to send the knocks from.
-    type: str
 '''
 
 EXAMPLES = r'''

@@ -21,6 +21,8 @@ description:
   - A knock changes no configuration, so the task reports C(ok), not C(changed).
 version_added: 1.0.0
 author: portknock.knock contributors (@portknock)
+extends_documentation_fragment:
+  - portknock.knock.knock_options
 options:
   host:
     description:
@@ -28,25 +30,6 @@ options:
         in RV(address) so later tasks can connect to that very address.
     type: str
     required: true
-  sequence:
-    description:
-      - The knock sequence, a list of C(port) or C(port:proto) steps (C(tcp) or C(udp)), or the
-        knockd string form C(7000,8000:udp,9000). It is never logged or returned.
-    type: raw
-    required: true
-  delay:
-    description: Milliseconds to wait between two knocks.
-    type: int
-    default: 50
-  ip_version:
-    description:
-      - Address family to resolve O(host) in. V(any) takes the first address, as ssh does.
-    type: str
-    choices: [any, ipv4, ipv6]
-    default: any
-  source:
-    description: Local address to send the knocks from.
-    type: str
 attributes:
   check_mode:
     description: Can run in check mode and return changed status prediction without modifying target.

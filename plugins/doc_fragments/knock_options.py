@@ -1,0 +1,34 @@
+# -*- coding: utf-8 -*-
+# Copyright: portknock.knock contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Options of an explicit knock, shared by the knock module/action and the knock lookup."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+
+class ModuleDocFragment(object):
+
+    DOCUMENTATION = r'''
+options:
+  sequence:
+    description:
+      - The knock sequence, a list of C(port) or C(port:proto) steps (C(tcp) or C(udp)), or the
+        knockd string form C(7000,8000:udp,9000). It is never logged or returned.
+    type: raw
+    required: true
+  delay:
+    description: Milliseconds to wait between two knocks.
+    type: int
+    default: 50
+  ip_version:
+    description:
+      - Address family to resolve the host in. V(any) takes the first address, as ssh does.
+    type: str
+    choices: [any, ipv4, ipv6]
+    default: any
+  source:
+    description: Local address to send the knocks from.
+    type: str
+'''
