@@ -153,9 +153,12 @@ def test_broken_door_reverts_and_stops_the_rollout(rolled_out):
     assert '--seconds 25' in on_host(HOSTS[0], 'iptables -S')
     assert 'timeout 25s' in on_host(HOSTS[1], 'nft list ruleset') or '25s' in on_host(HOSTS[1], 'nft list ruleset')
     assert same_state({HOSTS[3]: before[HOSTS[3]]}) == {}
-    # the broken host restores its previous firewall and knockd state by itself
+    # the broken host restores its previous firewall and knockd state by itself: wait for the
+    # watchdog's record of a finished restore (files, firewall, then the knockd restart)
+    record = '/var/lib/portknock/guard/site.last-restore.json'
     deadline = time.time() + ROLLBACK + 30
-    while time.time() < deadline and state_of(BROKEN) != before[BROKEN]:
+    while time.time() < deadline and not on_host(BROKEN, 'cat %s 2>/dev/null' % record).strip():
         time.sleep(2)
-    assert state_of(BROKEN) == before[BROKEN]
+    assert json.loads(on_host(BROKEN, 'cat %s' % record))['error'] is None
+    assert same_state({BROKEN: before[BROKEN]}) == {}
     assert on_host(BROKEN, 'systemctl is-active knockd').strip() == 'active'

@@ -121,6 +121,24 @@ def test_knocking_twice_adds_no_duplicate_rule(client, server):
     assert knocker_rules(server) == []
 
 
+def test_restart_forgets_knockers_and_never_opens_the_door(client, server):
+    """Restarting knockd drops the knockers' rules, and the chain keeps its closing DROP
+    throughout (sampled while knockd restarts: a flushed chain would be an open door)."""
+    assert client.run('knock %s %s' % (SERVER['ipv4'], SEQUENCE)).rc == 0
+    time.sleep(0.5)
+    assert len(knocker_rules(server)) == 1
+    sampled = server.check_output(
+        "( for i in $(seq 300); do iptables -w -S %s | tail -n 1; done ) > /tmp/pk-samples & "
+        "for i in 1 2 3; do systemctl restart knockd; done; wait; "
+        "echo $(wc -l < /tmp/pk-samples) $(grep -c -v -e '--comment pk-static -j DROP$' /tmp/pk-samples); "
+        "rm -f /tmp/pk-samples" % CHAIN)
+    total, open_samples = (int(n) for n in sampled.split())
+    assert total == 300 and open_samples == 0, sampled
+    assert server.service('knockd').is_running
+    assert knocker_rules(server) == []
+    assert not reaches(client)
+
+
 def test_ipv6_knock_opens_ipv6(client, server):
     assert client.run('knock -6 %s %s' % (SERVER['ipv6'], SEQUENCE)).rc == 0
     time.sleep(0.5)
