@@ -332,13 +332,24 @@ def indexes_in_use():
     return set(int(word) for word in out if word.isdigit())
 
 
-def up(lab, count, reuse=False):
+# How a host starts (podman create arguments after the options, ending with the image and its command).
+SYSV_BOOT = ('rm -f /sbin/init; rm -rf /run/systemd; mkdir -p /run/sshd; ssh-keygen -A >/dev/null; '
+             '/usr/sbin/sshd; while :; do sleep 3600 & wait $!; done')
+INITS = {
+    'systemd': lambda image: ['--systemd', 'always', image],
+    'sysv': lambda image: ['--systemd', 'false', image, '/bin/sh', '-c', SYSV_BOOT],
+}
+
+
+def up(lab, count, reuse=False, init='systemd'):
     if not lab.replace('-', '').isalnum() or len(lab) > 30:
         raise SystemExit('pklab: lab name %r: letters, digits and - only' % lab)
     if not 1 <= count <= 60:
         raise SystemExit('pklab: between 1 and 60 hosts per lab')
     old = all_labs().get(lab)
-    if reuse and old and len(old['hosts']) == count and running(old):
+    if init not in INITS:
+        raise SystemExit('pklab: --init %s: one of %s' % (init, ', '.join(sorted(INITS))))
+    if reuse and old and len(old['hosts']) == count and running(old) and old.get('init', 'systemd') == init:
         # The hosts keep what was deployed on them (their ssh may now need a knock).
         guard(True)
         ensure_apt_proxy()
@@ -359,8 +370,8 @@ def up(lab, count, reuse=False):
         cname = 'pklab-' + name
         podman('create', '--name', cname, '--hostname', name, '--network', NETWORK,
                '--ip', v4, '--ip6', v6, '--cap-add', 'NET_ADMIN,NET_RAW,SYS_MODULE',
-               '--systemd', 'always', '--stop-signal', 'SIGKILL',
-               '--label', '%s.lab=%s' % (LABEL, lab), '--label', '%s.index=%d' % (LABEL, index), image)
+               '--stop-signal', 'SIGKILL', '--label', '%s.lab=%s' % (LABEL, lab),
+               '--label', '%s.index=%d' % (LABEL, index), *INITS[init](image))
         podman('cp', key + '.pub', cname + ':/root/.ssh/authorized_keys')
         podman('cp', apt_proxy_conf(), cname + ':/etc/apt/apt.conf.d/01pklab-proxy')
         hosts.append({'name': name, 'container': cname, 'ipv4': v4, 'ipv6': v6})
@@ -368,7 +379,7 @@ def up(lab, count, reuse=False):
     # The bridge exists (and has the gateway address) only once a container runs.
     guard(True)
     ensure_apt_proxy()
-    record = {'lab': lab, 'index': index, 'key': key, 'hosts': hosts,
+    record = {'lab': lab, 'index': index, 'key': key, 'hosts': hosts, 'init': init,
               'proxy': 'http://%s:%d' % (V4_GW, PROXY_PORT),
               'subnet4': '10.231.%d.0/24' % index, 'subnet6': 'fd42:706b:6c61::%x:0/112' % index,
               'gateway4': V4_GW, 'gateway6': V6_GW}
@@ -443,6 +454,9 @@ def main(argv=None):
     p_up.add_argument('--lab', default='default')
     p_up.add_argument('-n', '--hosts', type=int, default=2)
     p_up.add_argument('--reuse', action='store_true', help='keep the lab if it is already running with N hosts')
+    p_up.add_argument('--init', default='systemd', choices=sorted(INITS),
+                      help='PID 1 of the hosts: systemd (default), or sysv: no systemd, sshd started by a shell '
+                           '(/sbin/init removed, so Ansible sees a sysvinit host and services run from /etc/init.d)')
     p_down = sub.add_parser('down', help='remove a lab, or everything with --all')
     p_down.add_argument('--lab')
     p_down.add_argument('--all', action='store_true')
@@ -456,7 +470,7 @@ def main(argv=None):
         if args.cmd == 'image':
             print(build_image())
         elif args.cmd == 'up':
-            record = up(args.lab, args.hosts, reuse=args.reuse)
+            record = up(args.lab, args.hosts, reuse=args.reuse, init=args.init)
             print(os.path.join(labs_dir(), record['lab'], 'inventory.yml'))
         elif args.cmd == 'down':
             if not args.all and not args.lab:

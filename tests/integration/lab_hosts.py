@@ -74,10 +74,10 @@ def _pklab(*args):
 
 
 @contextlib.contextmanager
-def lab(name, count):
-    """A lab of ``count`` fresh hosts named ``name``; removed on exit."""
+def lab(name, count, init='systemd'):
+    """A lab of ``count`` fresh hosts named ``name`` (PID 1: ``init``, see pklab up --init); removed on exit."""
     try:
-        res = _pklab('up', '--lab', name, '-n', str(count))
+        res = _pklab('up', '--lab', name, '-n', str(count), '--init', init)
         if res.returncode != 0:
             raise AssertionError('pklab up failed:\n' + res.stdout)
         with open(os.path.join(STATE, 'labs', name, 'hosts.json')) as handle:
