@@ -98,9 +98,9 @@ from ansible.module_utils.common.text.converters import to_bytes, to_text
 from ansible.plugins.connection.ssh import Connection as SSHConnection
 from ansible.utils.display import Display
 
-from ansible_collections.portknock.knock.plugins.module_utils.knock_cli import (
+# Only the small proxy-command module here: every worker process compiles what the plugin imports.
+from ansible_collections.portknock.knock.plugins.module_utils.knock_proxy_command import (
     CLOSED_MARKER, SEQUENCE_ENV, STATUS_FILE_ENV, build_proxy_command)
-from ansible_collections.portknock.knock.plugins.module_utils.knock_sender import KnockSendError, knock
 from ansible_collections.portknock.knock.plugins.module_utils.sequence import (
     KnockValueError, format_sequence, parse_sequence)
 
@@ -109,6 +109,12 @@ display = Display()
 ARG_OPTIONS = ('ssh_args', 'ssh_common_args', 'ssh_extra_args', 'sftp_extra_args', 'scp_extra_args')
 _PROXY_RE = re.compile(r'^(?:-o\s*)?(proxycommand|proxyjump)\s*[= ]', re.I)
 _FAMILY_RE = re.compile(r'^(?:-o\s*)?addressfamily\s*[= ]\s*(inet6?|any)\s*$', re.I)
+
+
+def knock(host, steps, **kwargs):
+    """knock_sender.knock, imported on first use: only the own-ProxyCommand fallback sends from here."""
+    from ansible_collections.portknock.knock.plugins.module_utils.knock_sender import knock as send_knocks
+    return send_knocks(host, steps, **kwargs)
 
 
 def user_proxy_and_family(arg_strings):
@@ -240,6 +246,7 @@ class Connection(SSHConnection):
         """Fallback when the user has their own ProxyCommand/ProxyJump."""
         if self._master_alive() or self._knocked_directly:
             return
+        from ansible_collections.portknock.knock.plugins.module_utils.knock_sender import KnockSendError
         host = self.get_option('knock_host') or self.host
         try:
             address = knock(host, steps, delay_ms=self.get_option('knock_delay'), family=family)

@@ -26,19 +26,14 @@ import socket
 import sys
 import time
 
+from .knock_proxy_command import (
+    CLOSED_MARKER, DEFAULT_CONNECT_TIMEOUT, SEQUENCE_ENV, STATUS_FILE_ENV)
 from .knock_sender import KnockSendError, open_socket, resolve, send_knocks, sockaddr
 from .sequence import KnockValueError, parse_port, parse_sequence
 
 PROG = 'knock'
-SEQUENCE_ENV = 'PORTKNOCK_SEQUENCE'
-# ssh with ControlPersist sends a ProxyCommand's stderr to /dev/null: proxy mode
-# also writes its error to the file named here (the connection plugin reads it).
-STATUS_FILE_ENV = 'PORTKNOCK_STATUS_FILE'
-DEFAULT_CONNECT_TIMEOUT = 10.0   # seconds the proxy keeps trying after the knock
 ATTEMPT_TIMEOUT = 0.5            # one connect attempt; the door may open a few ms late
 BUFSIZE = 65536
-# Marker the connection plugin looks for in ssh's stderr.
-CLOSED_MARKER = 'knock sent but port stayed closed'
 
 
 class ProxyError(Exception):
@@ -238,45 +233,6 @@ def write_status(message, environ=None):
             handle.write(message + '\n')
     except (IOError, OSError):
         pass
-
-
-def _import_line():
-    """Python statements that import this module's main() from where it lives now."""
-    here = os.path.abspath(__file__)
-    parts = here.split(os.sep)
-    # .../ansible_collections/NS/NAME/plugins/module_utils/knock_cli.py
-    if len(parts) >= 6 and parts[-6] == 'ansible_collections':
-        root = os.sep.join(parts[:-6]) or os.sep
-        module = 'ansible_collections.%s.%s.plugins.module_utils.knock_cli' % (parts[-5], parts[-4])
-    else:
-        root = os.path.dirname(os.path.dirname(here))
-        module = 'module_utils.knock_cli'
-    return 'import sys;sys.path.insert(0,%r);from %s import main;sys.exit(main())' % (root, module)
-
-
-def build_proxy_command(python=None, delay_ms=0, family=None, knock_host=None,
-                        connect_timeout=DEFAULT_CONNECT_TIMEOUT, host_token='%h', port_token='%p', fdpass=False):
-    """An ssh ``ProxyCommand`` value running this CLI in proxy mode.
-
-    The sequence is NOT part of it: the caller puts it in $PORTKNOCK_SEQUENCE
-    so it shows neither in ``ps`` nor in ``ansible -vvv`` output.  ``%`` in the
-    fixed parts is escaped for ssh's token expansion.
-    """
-    import shlex
-
-    def quote(text):
-        return shlex.quote(str(text)).replace('%', '%%')
-
-    words = [quote(python or sys.executable), '-c', quote(_import_line()), '--proxy',
-             '-d', str(int(delay_ms)), '--connect-timeout', quote(connect_timeout)]
-    if family in (4, 6):
-        words.append('-%d' % family)
-    if knock_host:
-        words += ['--knock-host', quote(knock_host)]
-    if fdpass:
-        words.append('--fdpass')
-    words += [host_token, port_token]
-    return ' '.join(words)
 
 
 def main(argv=None):

@@ -60,7 +60,7 @@ def converge(server, *extra, cmd_timeout=CMD_TIMEOUT):
     try:
         res = subprocess.run(['ansible-playbook', '-i', os.path.join(STATE, 'labs', LAB, 'inventory.yml'), play.name]
                              + list(extra), cwd=REPO, env=dict(PODMAN_ENV, ANSIBLE_NOCOLOR='1'),
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, check=False)
     finally:
         os.unlink(play.name)
     return res

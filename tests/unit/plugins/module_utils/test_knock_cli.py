@@ -2,7 +2,6 @@
 from __future__ import absolute_import, division, print_function
 
 import os
-import shlex
 import socket
 import threading
 
@@ -45,17 +44,6 @@ def test_bad_arguments_name_the_value(argv, message, capsys, monkeypatch):
         cli.parse_args(argv)
     assert exc.value.code == 2
     assert message in capsys.readouterr().err
-
-
-def test_build_proxy_command_keeps_sequence_out_and_escapes_percent():
-    command = cli.build_proxy_command(python='/opt/py%3/python', delay_ms=50, family=6, knock_host='fw',
-                                      connect_timeout=9)
-    assert '1600' not in command
-    assert '/opt/py%%3/python' in command
-    words = shlex.split(command.replace('%%', '%'))
-    assert words[words.index('--proxy'):] == ['--proxy', '-d', '50', '--connect-timeout', '9', '-6',
-                                              '--knock-host', 'fw', '%h', '%p']
-    assert 'knock_cli import main' in words[2]
 
 
 def test_write_status(tmp_path):
