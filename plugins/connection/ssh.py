@@ -282,3 +282,42 @@ class Connection(SSHConnection):
     def close(self):
         self._read_status()   # removes a report nobody asked for
         return super(Connection, self).close()
+
+
+FQCN = 'portknock.knock.ssh'
+BUILTIN_NAMES = ('ssh', 'ansible_collections.ansible.builtin.plugins.connection.ssh')
+
+
+def register_config_definitions(config=None, names=(FQCN, __name__)):
+    """Give ansible-core this plugin's option definitions without parsing its documentation.
+
+    ansible-playbook preloads the builtin connection plugins' option definitions in the
+    main process (so its workers inherit them), but not a collection's: every worker process
+    (one per task and host) would parse this plugin's documentation, which includes all of
+    ansible.builtin.ssh's options, again.  Our options are exactly the builtin's plus those in
+    DOCUMENTATION's own ``options`` (tests/unit/plugins/connection/test_ssh.py checks that this
+    equals what ansible-core derives from the documentation), so when the builtin's are
+    already loaded they are registered from there, under the names ansible-core looks up
+    (the FQCN and the plugin's Python module name), and ansible-core skips the parse.
+    Returns True when it registered them.
+    """
+    if config is None:
+        from ansible import constants as C
+        config = C.config
+    if all(config.has_configuration_definition('connection', name) for name in names):
+        return False
+    builtin = None
+    for name in BUILTIN_NAMES:
+        builtin = builtin or config.get_configuration_definitions('connection', name)
+    if not builtin:
+        return False   # not preloaded here (ansible-doc, ad hoc): ansible-core reads the docs
+    import yaml
+    own = yaml.load(DOCUMENTATION, Loader=getattr(yaml, 'CSafeLoader', yaml.SafeLoader)).get('options') or {}  # nosec
+    definitions = dict(builtin)
+    definitions.update(own)
+    for name in names:
+        config.initialize_plugin_configuration_definitions('connection', name, definitions)
+    return True
+
+
+register_config_definitions()

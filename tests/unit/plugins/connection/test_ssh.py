@@ -121,3 +121,62 @@ def test_no_knock_when_disabled(built):
 def test_user_proxy_falls_back_to_direct_knock_once(built):
     assert not any(word.startswith('ProxyCommand') for word in built['jump']['cmd'])
     assert built['jump']['knocked'] == [['10.99.3.2', {'delay_ms': 50, 'family': None}]]
+
+
+class FakeConfig(object):
+    def __init__(self, preloaded):
+        self.defs = {'connection': dict(preloaded)}
+
+    def has_configuration_definition(self, plugin_type, name):
+        return name in self.defs.get(plugin_type, {})
+
+    def get_configuration_definitions(self, plugin_type, name):
+        return self.defs.get(plugin_type, {}).get(name, {})
+
+    def initialize_plugin_configuration_definitions(self, plugin_type, name, defs):
+        self.defs.setdefault(plugin_type, {})[name] = defs
+
+
+def _plain(value):
+    if isinstance(value, dict):
+        return dict((str(k), _plain(v)) for k, v in value.items() if k not in ('version_added', 'version_added_collection'))
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    for kind in (bool, int, float, str):
+        if isinstance(value, kind):
+            return kind(value)
+    return value
+
+
+def _builtin_options_from_docs():
+    from ansible.plugins.connection import ssh as builtin_ssh
+    from ansible.plugins.loader import fragment_loader
+    from ansible.utils.plugin_docs import get_docstring
+    return get_docstring(builtin_ssh.__file__, fragment_loader, is_module=False)[0]['options']
+
+
+def _our_options_as_ansible_merges_them():
+    """What ansible-core derives from this plugin's docs: the fragment's options (the
+    builtin's, see test_builtin_ssh.py), updated by DOCUMENTATION's own (add_fragments)."""
+    import yaml
+    from ansible_collections.portknock.knock.plugins.doc_fragments.builtin_ssh import ModuleDocFragment
+    merged = dict(yaml.safe_load(ModuleDocFragment.DOCUMENTATION)['options'])
+    merged.update(yaml.safe_load(knock_ssh.DOCUMENTATION)['options'])
+    return merged
+
+
+def test_registered_definitions_equal_what_ansible_derives_from_the_docs():
+    config = FakeConfig({'ssh': _builtin_options_from_docs()})
+    names = ('portknock.knock.ssh', 'ansible_collections.portknock.knock.plugins.connection.ssh')
+    assert knock_ssh.register_config_definitions(config, names) is True
+    expected = _plain(_our_options_as_ansible_merges_them())
+    assert set(expected) > set(['knock_sequence', 'knock_delay', 'host', 'pipelining', 'ssh_args'])
+    for name in names:
+        assert _plain(config.get_configuration_definitions('connection', name)) == expected
+    assert knock_ssh.register_config_definitions(config, names) is False     # once
+
+
+def test_no_shortcut_without_preloaded_builtin_definitions():
+    config = FakeConfig({})
+    assert knock_ssh.register_config_definitions(config, ('portknock.knock.ssh',)) is False
+    assert not config.has_configuration_definition('connection', 'portknock.knock.ssh')
