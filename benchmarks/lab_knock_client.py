@@ -8,7 +8,8 @@ imported from a copied collection tree given by --collections), each trial from
 the next address of --sources (bound, so every trial comes from its own
 address), with random gaps, then measures knock-to-open: from the moment the
 last knock left to the moment the protected port accepts a new connection,
-probed with non-blocking connects retried every millisecond.
+probed with non-blocking connects: each SYN waits --probe-interval (default 0.25 ms)
+for an answer, then a new socket sends a new SYN (the measurement is at most that late).
 
 Prints one JSON line: a list of {"source", "ok", "ms"} per trial.
 """
@@ -24,8 +25,12 @@ import sys
 import time
 
 
-def probe_until_open(server, port, source, deadline):
-    """Time (perf_counter) when a connection from ``source`` was accepted, or None."""
+def probe_until_open(server, port, source, deadline, interval=0.00025):
+    """Time (perf_counter) when a connection from ``source`` was accepted, or None.
+
+    A SYN the firewall drops gets no answer: after ``interval`` s the socket is closed
+    (which sends nothing in SYN_SENT) and a new one sends a new SYN.
+    """
     linger = struct.pack('ii', 1, 0)
     while time.perf_counter() < deadline:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -37,15 +42,14 @@ def probe_until_open(server, port, source, deadline):
             if err == 0:
                 return time.perf_counter()
             if err not in (errno.EINPROGRESS, errno.EALREADY, errno.EAGAIN):
-                time.sleep(0.001)
+                time.sleep(interval)
                 continue
-            poller = select.poll()
-            poller.register(sock, select.POLLOUT)
-            if poller.poll(1):
+            _r, writable, _x = select.select([], [sock], [], interval)
+            if writable:
                 when = time.perf_counter()
                 if sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0:
                     return when
-                time.sleep(0.001)   # refused: not open yet for us
+                time.sleep(interval)   # refused: not open yet for us
         finally:
             sock.close()   # closing in SYN_SENT sends nothing
     return None
@@ -62,6 +66,7 @@ def main():
     parser.add_argument('--gap-min', type=float, default=0.05)
     parser.add_argument('--gap-max', type=float, default=0.3)
     parser.add_argument('--timeout', type=float, default=1.5)
+    parser.add_argument('--probe-interval', type=float, default=0.25, help='ms a probe SYN waits for an answer')
     parser.add_argument('--seed', type=int, default=None)
     args = parser.parse_args()
     sys.path.insert(0, args.collections)
@@ -75,7 +80,7 @@ def main():
         time.sleep(rng.uniform(args.gap_min, args.gap_max))
         send_knocks(args.server, args.sequence, source=source)
         sent = time.perf_counter()
-        opened = probe_until_open(args.server, args.port, source, sent + args.timeout)
+        opened = probe_until_open(args.server, args.port, source, sent + args.timeout, args.probe_interval / 1000.0)
         results.append({'source': source, 'ok': opened is not None,
                         'ms': None if opened is None else round((opened - sent) * 1000.0, 3)})
     print(json.dumps(results))
