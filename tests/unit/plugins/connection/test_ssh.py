@@ -137,24 +137,6 @@ class FakeConfig(object):
         self.defs.setdefault(plugin_type, {})[name] = defs
 
 
-def _plain(value):
-    if isinstance(value, dict):
-        return dict((str(k), _plain(v)) for k, v in value.items() if k not in ('version_added', 'version_added_collection'))
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    for kind in (bool, int, float, str):
-        if isinstance(value, kind):
-            return kind(value)
-    return value
-
-
-def _builtin_options_from_docs():
-    from ansible.plugins.connection import ssh as builtin_ssh
-    from ansible.plugins.loader import fragment_loader
-    from ansible.utils.plugin_docs import get_docstring
-    return get_docstring(builtin_ssh.__file__, fragment_loader, is_module=False)[0]['options']
-
-
 def _our_options_as_ansible_merges_them():
     """What ansible-core derives from this plugin's docs: the fragment's options (the
     builtin's, see test_builtin_ssh.py), updated by DOCUMENTATION's own (add_fragments)."""
@@ -165,14 +147,14 @@ def _our_options_as_ansible_merges_them():
     return merged
 
 
-def test_registered_definitions_equal_what_ansible_derives_from_the_docs():
-    config = FakeConfig({'ssh': _builtin_options_from_docs()})
+def test_registered_definitions_equal_what_ansible_derives_from_the_docs(builtin_ssh_options, plain_docs):
+    config = FakeConfig({'ssh': builtin_ssh_options})
     names = ('portknock.knock.ssh', 'ansible_collections.portknock.knock.plugins.connection.ssh')
     assert knock_ssh.register_config_definitions(config, names) is True
-    expected = _plain(_our_options_as_ansible_merges_them())
+    expected = plain_docs(_our_options_as_ansible_merges_them())
     assert set(expected) > set(['knock_sequence', 'knock_delay', 'host', 'pipelining', 'ssh_args'])
     for name in names:
-        assert _plain(config.get_configuration_definitions('connection', name)) == expected
+        assert plain_docs(config.get_configuration_definitions('connection', name)) == expected
     assert knock_ssh.register_config_definitions(config, names) is False     # once
 
 
