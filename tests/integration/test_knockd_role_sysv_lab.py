@@ -94,10 +94,9 @@ def test_role_starts_knockd_from_its_init_script(hosts, converged):
 
 def test_door_opens_for_the_knocker_then_closes(hosts, converged):
     server, client = hosts
-    client.install_collection()
+    collection = client.install_collection()
     assert not reaches(client, server)
-    knock = 'PYTHONPATH=/opt/pk python3 /opt/pk/ansible_collections/portknock/knock/scripts/knock'
-    client.run('%s %s %s' % (knock, server.ipv4, SEQUENCE), check=True)
+    client.run('python3 %s/scripts/knock %s %s' % (collection, server.ipv4, SEQUENCE), check=True)
     time.sleep(0.5)
     assert reaches(client, server)
     time.sleep(CMD_TIMEOUT + 2)
