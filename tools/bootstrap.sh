@@ -8,9 +8,16 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 export REPO
 [ "$(id -u)" = 0 ] || { echo "run as root (the lab uses rootful podman and iptables)" >&2; exit 1; }
 
-APT_PACKAGES="podman runc debootstrap iptables nftables apt-cacher-ng openssh-client openssh-server
- python3 python3-venv python3-iptables python3-nftables knockd netcat-openbsd iproute2 tcpdump git
+# The lab's podman stack is named in full: with --no-install-recommends apt would satisfy
+# podman's "container-network-stack" with the CNI plugins, and podman 4.3 then gives an
+# --internal network's bridge no address (no route to the lab: see docs/lab.md).
+# lab/containers.conf pins network_backend = "netavark" and runtime = "runc" to match.
+LAB_PACKAGES="podman netavark runc conmon golang-github-containers-common debootstrap apt-cacher-ng"
+APT_PACKAGES="$LAB_PACKAGES iptables nftables openssh-client openssh-server
+ python3 python3-venv python3-iptables python3-nftables python3-cryptography knockd fwknop-server fwknop-client
+ netcat-openbsd iproute2 tcpdump git
  uidmap procps"
+export LAB_PACKAGES
 missing=$(for p in $APT_PACKAGES; do dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed' || echo "$p"; done)
 if [ -n "$missing" ]; then
   echo "bootstrap: apt-get install $(echo $missing)"
