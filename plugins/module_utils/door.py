@@ -23,7 +23,7 @@ IP_VERSIONS = ('ipv4', 'ipv6', 'both')
 # is PREFIX + name + '-' + a two-digit step suffix.
 CHAIN_PREFIX = 'PK-'
 MAX_NAME_LENGTH = 20
-NAME_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_]*$')
+NAME_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_]*\Z')
 
 DEFAULT_STEP_TIMEOUT = 10
 DEFAULT_OPEN_WINDOW = 30

@@ -52,7 +52,7 @@ BUILTIN_CHAINS = {
     'security': ('INPUT', 'FORWARD', 'OUTPUT'),
 }
 XTABLES_FAMILIES = ('ip', 'ip6', 'arp', 'bridge')
-NAME_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$')
+NAME_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_-]{0,39}\Z')
 
 
 class SnapshotError(Exception):

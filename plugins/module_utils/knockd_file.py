@@ -35,7 +35,7 @@ COMMON_ARGUMENT_SPEC = dict(
 )
 
 
-_MODE_RE = re.compile(r'^(0?[0-7]{3,4}|([ugoa]*[-+=][rwxXstugo]*)(,[ugoa]*[-+=][rwxXstugo]*)*)$')
+_MODE_RE = re.compile(r'^(0?[0-7]{3,4}|([ugoa]*[-+=][rwxXstugo]*)(,[ugoa]*[-+=][rwxXstugo]*)*)\Z')
 
 
 def _check_mode_value(module, mode):

@@ -42,7 +42,7 @@ def parse_port(value, what='port'):
         port = value
     else:
         text = str(value).strip()
-        if not re.match(r'^[0-9]+$', text):
+        if not re.match(r'^[0-9]+\Z', text):
             raise KnockValueError('%s %r is not a port number' % (what, value))
         port = int(text)
     if not MIN_PORT <= port <= MAX_PORT:
@@ -138,7 +138,7 @@ def parse_timeout(value, what='timeout'):
         seconds = value
     else:
         text = str(value).strip()
-        if not re.match(r'^[0-9]+$', text):
+        if not re.match(r'^[0-9]+\Z', text):
             raise KnockValueError('%s %r is not a number of seconds' % (what, value))
         seconds = int(text)
     if seconds <= 0:

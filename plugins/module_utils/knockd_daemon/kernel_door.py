@@ -31,7 +31,7 @@ import subprocess
 
 XT_RECENT_DIR = '/proc/net/xt_recent'
 NFT_FAMILIES = ('ip', 'ip6', 'inet', 'bridge', 'netdev', 'arp')
-_NAME_RE = re.compile(r'^[A-Za-z_][A-Za-z0-9_.-]{0,63}$')
+_NAME_RE = re.compile(r'^[A-Za-z_][A-Za-z0-9_.-]{0,63}\Z')
 
 
 class KernelDoorError(ValueError):
