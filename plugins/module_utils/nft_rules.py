@@ -130,13 +130,13 @@ def table_text(door, set_size=DEFAULT_SET_SIZE):
 
 
 def apply_script(door, present=True, set_size=DEFAULT_SET_SIZE):
-    """An ``nft -f`` script that (re)creates or removes the door's table atomically.
+    """An ``nft -f`` script that (re)creates or removes the door's table atomically (one transaction)."""
+    return replace_table('%s %s' % (TABLE_FAMILY, table_name(door)), table_text(door, set_size) if present else '')
 
-    ``table X`` first makes the ``delete table X`` valid when the table does
-    not exist yet; everything happens in one transaction.
+
+def replace_table(name, text=''):
+    """``nft -f`` lines that delete table ``name`` (``inet portknock_ssh``) and load ``text``.
+
+    ``table X`` first makes the ``delete table X`` valid when the table does not exist yet.
     """
-    name = '%s %s' % (TABLE_FAMILY, table_name(door))
-    script = 'table %s\ndelete table %s\n' % (name, name)
-    if present:
-        script += table_text(door, set_size)
-    return script
+    return 'table %s\ndelete table %s\n%s' % (name, name, text)

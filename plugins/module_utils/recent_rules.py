@@ -38,6 +38,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import collections
+
 from .door import CHAIN_PREFIX, distinct_steps, families
 
 TABLE = 'filter'
@@ -136,6 +138,52 @@ def wanted_state(door, family, present=True):
     return lines + chain_rules(door, family)
 
 
+SaveTable = collections.namedtuple('SaveTable', [
+    'found',      # the table's ``*name`` header was seen
+    'committed',  # and its COMMIT
+    'policies',   # {built-in chain: policy}
+    'chains',     # names of the declared chains (``:NAME ...``), in order
+    'rules',      # the ``-A`` lines, in table order
+    'unknown',    # numbers (1-based) of the table's other lines: a damaged file
+])
+
+
+def parse_save(save_text, table=TABLE):
+    """One table of ``iptables-save`` output (or of an ``iptables-restore`` file).
+
+    Lines are stripped; blank lines, comments and other tables are skipped.
+    """
+    found = committed = in_table = False
+    policies, chains, rules, unknown = {}, [], [], []
+    for number, raw in enumerate(save_text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith('#'):
+            continue
+        if line.startswith('*'):
+            in_table = line[1:] == table
+            found = found or in_table
+            continue
+        if not in_table:
+            continue
+        if line == 'COMMIT':
+            committed, in_table = True, False
+        elif line.startswith(':') and len(line) > 1:
+            parts = line[1:].split()
+            chains.append(parts[0])
+            if len(parts) > 1 and parts[1] != '-':
+                policies[parts[0]] = parts[1]
+        elif line.startswith('-A ') and len(line.split()) > 2:
+            rules.append(line)
+        else:
+            unknown.append(number)
+    return SaveTable(found, committed, policies, chains, rules, unknown)
+
+
+def rule_chain(line):
+    """The chain of an ``-A CHAIN ...`` line."""
+    return line.split()[1]
+
+
 def live_state(save_text, door):
     """The door's lines found in ``iptables-save`` output, in the form of ``wanted_state``.
 
@@ -145,28 +193,10 @@ def live_state(save_text, door):
     """
     chains = owned_chains(door)
     jump = jump_rule(door)
-    in_filter = False
-    jumps = []
-    declared = []
-    rules = []
-    for raw in save_text.splitlines():
-        line = raw.strip()
-        if line.startswith('*'):
-            in_filter = line[1:] == TABLE
-            continue
-        if not in_filter or not line or line.startswith('#'):
-            continue
-        if line.startswith(':'):
-            name = line[1:].split()[0]
-            if name in chains:
-                declared.append(name)
-        elif line == jump:
-            jumps.append(line)
-        elif line.startswith('-A '):
-            name = line.split()[1]
-            if name in chains:
-                rules.append(line)
-    return jumps + ['-N %s' % chain for chain in chains if chain in declared] + rules
+    table = parse_save(save_text)
+    return ([line for line in table.rules if line == jump]
+            + ['-N %s' % chain for chain in chains if chain in table.chains]
+            + [line for line in table.rules if rule_chain(line) in chains])
 
 
 def restore_script(door, family, live_lines, present=True):
