@@ -35,9 +35,9 @@ import sys
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LAB_PODMAN = os.path.join(REPO, 'lab', 'lab-podman')   # podman with the lab's settings
 LAB = 'bench-daemon'
 PKLAB = os.path.join(REPO, 'lab', 'pklab.py')
-CONTAINERS_CONF = os.path.join(REPO, 'lab', 'containers.conf')
 REMOTE = '/opt/pkbench'                       # on the hosts
 COLLECTIONS = REMOTE + '/collections'         # holds ansible_collections/portknock/knock
 KNOCK_PORTS = (7001, 7002, 7003)
@@ -46,7 +46,7 @@ PROTECTED = 2200
 CMD_TIMEOUT = 2
 RECENT = 'pkbench'
 SPOOF_PREFIX = '172.31.0.0'                   # private range routed nowhere, no lab host in it
-ENV = dict(os.environ, CONTAINERS_CONF=CONTAINERS_CONF)
+ENV = dict(os.environ)   # podman runs through LAB_PODMAN, which applies the lab's settings
 
 KNOCKD_CONF = """[options]
     Interface = eth0
@@ -103,18 +103,18 @@ class Host:
         self.ipv4 = info['ipv4']
 
     def sh(self, script, check=True, timeout=600):
-        return run(['podman', 'exec', self.container, 'sh', '-c', script], check=check, timeout=timeout)
+        return run([LAB_PODMAN, 'exec', self.container, 'sh', '-c', script], check=check, timeout=timeout)
 
     def popen(self, argv):
-        return subprocess.Popen(['podman', 'exec', self.container] + argv, env=ENV,
+        return subprocess.Popen([LAB_PODMAN, 'exec', self.container] + argv, env=ENV,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
 
     def put(self, local, remote):
         self.sh('mkdir -p %s' % os.path.dirname(remote))
-        run(['podman', 'cp', local, '%s:%s' % (self.container, remote)])
+        run([LAB_PODMAN, 'cp', local, '%s:%s' % (self.container, remote)])
 
     def write(self, remote, text):
-        run(['podman', 'exec', '-i', self.container, 'sh', '-c',
+        run([LAB_PODMAN, 'exec', '-i', self.container, 'sh', '-c',
              'mkdir -p %s && cat > %s' % (os.path.dirname(remote), remote)], input_text=text)
 
 
@@ -142,10 +142,10 @@ class Lab:
 
 def used_lab_addresses():
     """Every IPv4 address a podman container holds (any lab)."""
-    ids = run(['podman', 'ps', '-aq']).stdout.split()
+    ids = run([LAB_PODMAN, 'ps', '-aq']).stdout.split()
     used = set()
     if ids:
-        out = run(['podman', 'inspect', '--format',
+        out = run([LAB_PODMAN, 'inspect', '--format',
                    '{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}'] + ids, check=False).stdout
         used.update(out.split())
     return used
@@ -166,9 +166,9 @@ def client_addresses(lab, count):
 def copy_collection(host):
     base = COLLECTIONS + '/ansible_collections/portknock/knock'
     host.sh('rm -rf %s && mkdir -p %s/plugins' % (COLLECTIONS, base))
-    run(['podman', 'cp', os.path.join(REPO, 'plugins', 'module_utils'),
+    run([LAB_PODMAN, 'cp', os.path.join(REPO, 'plugins', 'module_utils'),
          '%s:%s/plugins/module_utils' % (host.container, base)])
-    run(['podman', 'cp', os.path.join(REPO, 'scripts'), '%s:%s/scripts' % (host.container, base)])
+    run([LAB_PODMAN, 'cp', os.path.join(REPO, 'scripts'), '%s:%s/scripts' % (host.container, base)])
 
 
 def setup_server(server):

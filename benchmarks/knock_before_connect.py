@@ -36,10 +36,11 @@ import tempfile
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LAB_PODMAN = os.path.join(REPO, 'lab', 'lab-podman')   # podman with the lab's settings
 LAB = 'bench-kbc'
 PKLAB = os.path.join(REPO, 'lab', 'pklab.py')
 STATE = os.environ.get('PKLAB_STATE', os.path.join(REPO, '.lab'))
-ENV = dict(os.environ, CONTAINERS_CONF=os.path.join(REPO, 'lab', 'containers.conf'))
+ENV = dict(os.environ)   # podman runs through LAB_PODMAN, which applies the lab's settings
 DOOR = 'kbc'
 SEQUENCE = [7101, '7102:udp', 7103]
 FIRST_STEP = 7101
@@ -108,7 +109,7 @@ def playbook(workdir, inventory, play_text, connection, forks):
 
 def door_counters(container):
     """(knocks at the first step, NEW ssh connections let in) from the door chain's counters."""
-    out = run(['podman', 'exec', container, 'iptables', '-nvxL'], timeout=60).stdout
+    out = run([LAB_PODMAN, 'exec', container, 'iptables', '-nvxL'], timeout=60).stdout
     knocks = accepted = None
     chain = None
     for line in out.splitlines():

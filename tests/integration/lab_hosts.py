@@ -24,9 +24,10 @@ import os
 import subprocess
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
+LAB_PODMAN = os.path.join(REPO, 'lab', 'lab-podman')   # podman with the lab's settings
 PKLAB = os.path.join(REPO, 'lab', 'pklab.py')
 STATE = os.environ.get('PKLAB_STATE', os.path.join(REPO, '.lab'))
-PODMAN_ENV = dict(os.environ, CONTAINERS_CONF=os.path.join(REPO, 'lab', 'containers.conf'))
+PODMAN_ENV = dict(os.environ)   # podman runs through LAB_PODMAN, which applies the lab's settings
 COLLECTION_ON_HOST = '/opt/pk'
 
 
@@ -41,7 +42,7 @@ class LabHost(object):
     def run(self, command, check=False, timeout=120, stdin=None):
         """Run a shell command on the host (podman exec); stdout and stderr together."""
         interactive = ['-i'] if stdin is not None else []
-        res = subprocess.run(['podman', 'exec'] + interactive + [self.container, 'sh', '-c', command],
+        res = subprocess.run([LAB_PODMAN, 'exec'] + interactive + [self.container, 'sh', '-c', command],
                              env=PODMAN_ENV, input=stdin, timeout=timeout, check=False,
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
         if check and res.returncode != 0:
@@ -50,11 +51,11 @@ class LabHost(object):
 
     def spawn(self, command):
         """Start a long-running command on the host; returns the Popen of podman exec."""
-        return subprocess.Popen(['podman', 'exec', self.container, 'sh', '-c', command], env=PODMAN_ENV,
+        return subprocess.Popen([LAB_PODMAN, 'exec', self.container, 'sh', '-c', command], env=PODMAN_ENV,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
 
     def put(self, local, remote):
-        subprocess.run(['podman', 'cp', local, '%s:%s' % (self.container, remote)], env=PODMAN_ENV, check=True)
+        subprocess.run([LAB_PODMAN, 'cp', local, '%s:%s' % (self.container, remote)], env=PODMAN_ENV, check=True)
 
     def install_collection(self):
         """Copy the installed collection's module_utils and scripts (the client, the daemon) to the host."""

@@ -24,9 +24,10 @@ import pytest
 pytestmark = pytest.mark.integration
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
+LAB_PODMAN = os.path.join(REPO, 'lab', 'lab-podman')   # podman with the lab's settings
 LAB = 'it-client'
 STATE = os.environ.get('PKLAB_STATE', os.path.join(REPO, '.lab'))
-CONTAINERS = dict(os.environ, CONTAINERS_CONF=os.path.join(REPO, 'lab', 'containers.conf'))
+CONTAINERS = dict(os.environ)   # podman runs through LAB_PODMAN, which applies the lab's settings
 REMOTE = '/opt/pk/ansible_collections/portknock/knock'
 KNOCK = REMOTE + '/scripts/knock'
 SEQUENCE = ['7000', '8000:udp', '9000']
@@ -62,7 +63,7 @@ class Host(object):
         self.ipv6 = info['ipv6']
 
     def run(self, argv, check=True, timeout=300, input_text=None):
-        result = subprocess.run(['podman', 'exec', '-i', self.container] + list(argv), env=CONTAINERS,
+        result = subprocess.run([LAB_PODMAN, 'exec', '-i', self.container] + list(argv), env=CONTAINERS,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
                                 timeout=timeout, input=input_text, check=False)
         if check and result.returncode != 0:
@@ -78,7 +79,7 @@ class Host(object):
 
     def put(self, local, remote):
         self.sh('mkdir -p %s' % os.path.dirname(remote))
-        subprocess.run(['podman', 'cp', local, '%s:%s' % (self.container, remote)], env=CONTAINERS, check=True)
+        subprocess.run([LAB_PODMAN, 'cp', local, '%s:%s' % (self.container, remote)], env=CONTAINERS, check=True)
 
 
 class ClientLab(object):

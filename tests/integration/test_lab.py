@@ -18,10 +18,11 @@ import pytest
 pytestmark = pytest.mark.integration
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
+LAB_PODMAN = os.path.join(REPO, 'lab', 'lab-podman')   # podman with the lab's settings
 PKLAB = os.path.join(REPO, 'lab', 'pklab.py')
 STATE = os.environ.get('PKLAB_STATE', os.path.join(REPO, '.lab'))
 LAB = 'it-lab'
-ENV = dict(os.environ, CONTAINERS_CONF=os.path.join(REPO, 'lab', 'containers.conf'))
+ENV = dict(os.environ)   # podman runs through LAB_PODMAN, which applies the lab's settings
 
 
 def run(*cmd):
@@ -30,7 +31,7 @@ def run(*cmd):
 
 
 def containers():
-    return set(run('podman', 'ps', '-a', '--format', '{{.Names}}').stdout.split())
+    return set(run(LAB_PODMAN, 'ps', '-a', '--format', '{{.Names}}').stdout.split())
 
 
 def hosts():
@@ -69,10 +70,18 @@ def test_up_after_an_interrupted_up_and_down_leaves_nothing(lab):
     # The test network is never forwarded out of this machine.
     assert 'PKLAB-GUARD' in run('iptables', '-S', 'FORWARD').stdout
     assert 'PKLAB-GUARD' in run('ip6tables', '-S', 'FORWARD').stdout
+    # ... and nothing sent to the lab ranges can leave by another route (standing blackholes).
+    assert 'blackhole 10.231.0.0/16' in run('ip', '-4', 'route', 'show', 'type', 'blackhole').stdout
+    assert 'blackhole fd42:706b:6c61::/64' in run('ip', '-6', 'route', 'show', 'type', 'blackhole').stdout
     res = run('python3', PKLAB, 'down', '--lab', LAB)
     assert res.returncode == 0, res.stdout
     assert not [name for name in containers() if name.startswith('pklab-%s-' % LAB)]
     if not others:   # the last lab takes the network, the guard and the proxy with it
-        assert run('podman', 'network', 'exists', 'pklab').returncode != 0
+        assert run(LAB_PODMAN, 'network', 'exists', 'pklab').returncode != 0
         assert 'PKLAB-GUARD' not in run('iptables', '-S').stdout
         assert os.path.join(STATE, 'apt-proxy') not in run('ps', '-eo', 'args').stdout
+        # `down --all` also takes the standing blackhole routes (a single lab's down keeps them).
+        assert 'blackhole 10.231.0.0/16' in run('ip', '-4', 'route', 'show', 'type', 'blackhole').stdout
+        assert run('python3', PKLAB, 'down', '--all').returncode == 0
+        assert '10.231.0.0/16' not in run('ip', '-4', 'route', 'show', 'type', 'blackhole').stdout
+        assert 'fd42:706b:6c61::/64' not in run('ip', '-6', 'route', 'show', 'type', 'blackhole').stdout

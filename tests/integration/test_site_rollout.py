@@ -24,13 +24,14 @@ import pytest
 pytestmark = pytest.mark.integration
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
+LAB_PODMAN = os.path.join(REPO, 'lab', 'lab-podman')   # podman with the lab's settings
 LAB = 'it-site'
 STATE = os.environ.get('PKLAB_STATE', os.path.join(REPO, '.lab'))
 HOSTS = ['%s-%d' % (LAB, i) for i in range(1, 5)]   # iptables, nftables, knockd, daemon
 BROKEN = HOSTS[2]
 ROLLBACK = 20
 RECAP = re.compile(r'^(\S+)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)', re.M)
-CONTAINERS = dict(os.environ, CONTAINERS_CONF=os.path.join(REPO, 'lab', 'containers.conf'))
+CONTAINERS = dict(os.environ)   # podman runs through LAB_PODMAN, which applies the lab's settings
 
 
 def pklab(*args):
@@ -40,7 +41,7 @@ def pklab(*args):
 
 def on_host(host, command):
     """Read a host's state without ssh (its door may be closed to us)."""
-    return subprocess.run(['podman', 'exec', 'pklab-' + host, 'sh', '-c', command], env=CONTAINERS, check=False,
+    return subprocess.run([LAB_PODMAN, 'exec', 'pklab-' + host, 'sh', '-c', command], env=CONTAINERS, check=False,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True).stdout
 
 

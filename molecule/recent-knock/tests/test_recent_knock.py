@@ -18,6 +18,7 @@ import pytest
 HERE = os.path.dirname(os.path.abspath(__file__))
 SCENARIO = os.path.dirname(HERE)
 REPO = os.path.abspath(os.path.join(SCENARIO, '..', '..'))
+LAB_PODMAN = os.path.join(REPO, 'lab', 'lab-podman')   # podman with the lab's settings
 STATE = os.environ.get('PKLAB_STATE', os.path.join(REPO, '.lab'))
 LAB = 'm-' + os.environ.get('MOLECULE_SCENARIO_NAME', 'recent-knock')
 INVENTORY = os.path.join(STATE, 'labs', LAB, 'inventory.yml')
@@ -230,7 +231,7 @@ def test_zz_doors_come_back_after_a_restart():
              1: 'nft -t list table inet portknock_seed; nft -t list table inet portknock_baseline',
              2: 'iptables-save -t filter | grep PK- ; ip6tables-save -t filter | grep PK-'}
     before = dict((i, th(i).check_output(rules[i])) for i in range(3))
-    restarts = [subprocess.Popen(['podman', 'restart', HOSTS[i]['container']], stdout=subprocess.DEVNULL)
+    restarts = [subprocess.Popen([LAB_PODMAN, 'restart', HOSTS[i]['container']], stdout=subprocess.DEVNULL)
                 for i in range(3)]
     assert [p.wait() for p in restarts] == [0, 0, 0]
     for i in range(3):
