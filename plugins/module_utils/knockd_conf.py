@@ -35,6 +35,7 @@ Public API::
     KnockdConf.get_options() -> dict                   # see OPTION_KEYS
     KnockdConf.set_options(values) -> list of str      # changed option keys
     semantic(conf) -> {'options': dict, 'stanzas': [Stanza, ...]}
+    secret_ports(conf) -> set of str                   # knock ports of every Sequence (masking)
     format_value(key, value) -> str                    # validated config text of a value
     normalize_value(key, value) -> comparable semantic value
     render_line(key, value, indent='    ', separator=' = ', newline='\\n', spelling=None) -> str
@@ -515,6 +516,45 @@ def _validate(conf):
         if not in_options and not has_sequence:
             raise KnockdConfError('section [%s] has an empty knock sequence (no Sequence or '
                                   'One_Time_Sequences)' % section.name, lineno)
+
+
+def secret_ports(conf):
+    """Every number that could be a knock port in any ``Sequence`` of ``conf``, as strings.
+
+    Read from the raw lines (also of a file that does not validate, and of stanzas
+    knockd would reject), for masking: whatever a stanza's sequence holds that is
+    a port 1-65535, in any spelling (``017313`` gives ``17313``), is listed.
+    """
+    ports = set()
+    for section in conf.sections:
+        if section.name == OPTIONS_SECTION:
+            continue
+        for line in section.lines:
+            if line.kind == 'directive' and line.canon == 'sequence':
+                ports.update(value_ports(line.value))
+    return ports
+
+
+def value_ports(value):
+    """The numbers 1-65535 written anywhere in ``value`` (text, or lists/dicts of them), as strings."""
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, (list, tuple)):
+        ports = set()
+        for item in value:
+            ports.update(value_ports(item))
+        return ports
+    if isinstance(value, bool) or value is None:
+        return set()
+    if isinstance(value, int):
+        return set([str(value)]) if 0 < value <= 65535 else set()
+    ports = set()
+    # a number glued to a sign or a decimal point (-1, 1.5) is no port: left readable
+    for digits in re.findall(r'(?<![0-9.+-])[0-9]+(?![0-9.])', value if isinstance(value, str) else repr(value)):
+        digits = digits.lstrip('0')
+        if digits and len(digits) <= 5 and int(digits) <= 65535:
+            ports.add(digits)
+    return ports
 
 
 def semantic(conf):

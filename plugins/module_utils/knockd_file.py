@@ -13,7 +13,10 @@ file knockd could not read, or with duplicate sections, fails naming the line
 and value and is left untouched), the edited text is parsed again before it
 is written, the write goes through a temporary file in the same directory
 created with mode 0600 and ``module.atomic_move``.  Check mode and diff are
-handled here.  The function ends the module with ``exit_json``/``fail_json``.
+handled here: the whole file is returned as ``diff`` only in diff mode, and
+every knock port of every stanza (before and after the edit) is added to
+``module.no_log_values`` first, so no sequence shows in the result, the diff
+or an error message.  The function ends the module with ``exit_json``/``fail_json``.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -24,7 +27,7 @@ import os
 import re
 import tempfile
 
-from .knockd_conf import KnockdConfError, parse
+from .knockd_conf import KnockdConfError, parse, secret_ports
 from .sequence import KnockValueError
 
 COMMON_ARGUMENT_SPEC = dict(
@@ -62,6 +65,11 @@ def _read(module, path, create):
         module.fail_json(msg='cannot read %s: %s' % (path, error))
 
 
+def _hide(module, text):
+    """Mask (no_log) the knock ports of every stanza of ``text``, valid or not."""
+    module.no_log_values.update(secret_ports(parse(text, validate=False)))
+
+
 def _write(module, path, text):
     directory = os.path.dirname(path) or '.'
     fd, tmp = tempfile.mkstemp(prefix='.knockd.conf.', dir=directory)  # mode 0600
@@ -81,6 +89,8 @@ def edit_knockd_conf(module, path, edit, create=True, backup=False, mode='0600',
     before = _read(module, path, create)
     exists = before is not None
     before = before or ''
+    # every knock port of every stanza is a secret, in the result, the diff and any message
+    _hide(module, before)
     try:
         conf = parse(before)
     except KnockdConfError as error:
@@ -88,6 +98,7 @@ def edit_knockd_conf(module, path, edit, create=True, backup=False, mode='0600',
     try:
         changed_keys = edit(conf)
         after = conf.render()
+        _hide(module, after)
         parse(after)
     except KnockdConfError as error:
         module.fail_json(msg='%s: the edited file would be invalid: %s' % (path, error), **result)
@@ -106,5 +117,6 @@ def edit_knockd_conf(module, path, edit, create=True, backup=False, mode='0600',
         changed = module.set_mode_if_different(path, mode, changed)
     if changed and not content_changed:
         result['changed_keys'] = result['changed_keys'] + ['mode']
-    diff = dict(before=before, after=after, before_header=path, after_header=path)
-    module.exit_json(changed=changed, diff=diff, **result)
+    if module._diff:
+        result['diff'] = dict(before=before, after=after, before_header=path, after_header=path)
+    module.exit_json(changed=changed, **result)

@@ -135,7 +135,7 @@ backup_file:
 '''
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.portknock.knock.plugins.module_utils.knockd_conf import STANZA_KEYS
+from ansible_collections.portknock.knock.plugins.module_utils.knockd_conf import STANZA_KEYS, value_ports
 from ansible_collections.portknock.knock.plugins.module_utils.knockd_file import (
     COMMON_ARGUMENT_SPEC, edit_knockd_conf)
 
@@ -168,6 +168,8 @@ def main():
         supports_check_mode=True,
     )
     params = module.params
+    # the ports of the sequence as given (the file has them as rewritten, knockd_file masks those)
+    module.no_log_values.update(value_ports(params['sequence']))
     name = params['name']
     values = dict((key, params[key]) for key in STANZA_KEYS)
     if params['command'] is not None:
