@@ -4,8 +4,10 @@
 """One door list, several enforcers: translate site-wide doors for each role.
 
 A site door is a dict with the fields of ``door.make_door`` (``name``, ``sequence``, ``port``,
-``step_timeout``, ``open_window``, ``protocol``, ``ip_version``, ``tcpflags``) plus ``state``.
-Each door is validated once through ``door.door_from_dict``; the filters only map fields.
+``step_timeout``, ``open_window``, ``protocol``, ``ip_version``, ``tcpflags``) plus ``state``
+and ``allow_monotonic``.  Each door is validated once through ``door.door_from_dict``; the
+filters only map fields.  ``door_preflight`` (site.yml's preflight) refuses doors a port scan
+opens (``door.sequence_order``) unless they are allowed.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -14,12 +16,16 @@ __metaclass__ = type
 
 from ansible.errors import AnsibleFilterError
 from ansible.module_utils.common.text.converters import to_text
-from ansible_collections.portknock.knock.plugins.module_utils.door import door_from_dict
+from ansible.module_utils.parsing.convert_bool import boolean
+from ansible.utils.display import Display
+from ansible_collections.portknock.knock.plugins.module_utils.door import door_from_dict, sequence_warning
 from ansible_collections.portknock.knock.plugins.module_utils.sequence import (
     KnockValueError, format_sequence, format_tcpflags)
 
 SITE_KEYS = frozenset(('name', 'sequence', 'port', 'step_timeout', 'open_window', 'protocol',
-                       'ip_version', 'tcpflags', 'state'))
+                       'ip_version', 'tcpflags', 'state', 'allow_monotonic'))
+
+display = Display()
 
 
 def _door(data):
@@ -75,10 +81,47 @@ def door_knock_sequence(doors, port):
     return []
 
 
+def _allowed(value, what):
+    if value is None:
+        return False
+    try:
+        return boolean(value, strict=True)
+    except TypeError:
+        raise AnsibleFilterError('%s %r is not a boolean' % (what, value))
+
+
+def door_preflight(doors, allow_monotonic=False):
+    """Refuse present doors a port scan opens (one step, ascending or descending ports).
+
+    A door with ``allow_monotonic: true``, or every door when ``allow_monotonic`` is true, is
+    let through with a warning.  Returns the warnings (no port in them); raises
+    AnsibleFilterError naming every refused door.
+    """
+    every = _allowed(allow_monotonic, 'allow_monotonic')
+    errors, warnings = [], []
+    for data in doors or []:
+        door = _door(data)
+        allowed = _allowed(data.get('allow_monotonic', False), 'door %r: allow_monotonic' % (door.name,))
+        warning = sequence_warning(door)
+        if warning is None or data.get('state', 'present') != 'present':
+            continue
+        if every or allowed:
+            warnings.append(warning + ' (allowed by allow_monotonic)')
+        else:
+            errors.append(warning)
+    if errors:
+        raise AnsibleFilterError('; '.join(errors) + '. Change the sequence, or set allow_monotonic: true on the door '
+                                 '(or for the play) to accept the risk; nothing was changed')
+    for warning in warnings:
+        display.warning(warning)
+    return warnings
+
+
 class FilterModule(object):
     def filters(self):
         return {
             'recent_knock_doors': recent_knock_doors,
             'knockd_doors': knockd_doors,
             'door_knock_sequence': door_knock_sequence,
+            'door_preflight': door_preflight,
         }

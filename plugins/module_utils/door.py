@@ -101,3 +101,58 @@ def distinct_steps(door):
 def families(door):
     """The address families a door covers, as ('ipv4',), ('ipv6',) or both."""
     return ('ipv4', 'ipv6') if door.ip_version == 'both' else (door.ip_version,)
+
+
+# --- Sequences a port scan opens, doors that collide ------------------------------------------
+#
+# A scan that sends one packet to every port in order (1..65535, or 65535..1) completes every
+# sequence whose ports only go up (or only go down): 7000,8000,9000 opens to ``nmap -r``.  A
+# one-step door, or one whose steps are all the same port, opens to a scan in any order.
+# Protocols are ignored: a scan of TCP and UDP side by side walks both in the same order.
+# Messages name the door, never a port of its sequence (the sequence is a secret).
+
+def sequence_order(steps):
+    """How a port scan sees a sequence: 'single', 'ascending', 'descending' or None.
+
+    ``steps`` is a Door or a tuple of Steps.  'single': one step, or every step on the same
+    port.  'ascending'/'descending': the ports never go down (up); repeated ports do not break
+    the run, since a scanner retransmits to ports that do not answer.  None: a scan in order
+    does not complete it.
+    """
+    steps = steps.sequence if isinstance(steps, Door) else steps
+    ports = [step.port for step in steps]
+    if len(set(ports)) <= 1:
+        return 'single'
+    pairs = list(zip(ports, ports[1:]))
+    if all(b >= a for a, b in pairs):
+        return 'ascending'
+    if all(b <= a for a, b in pairs):
+        return 'descending'
+    return None
+
+
+def sequence_warning(door):
+    """The warning for a door a port scan opens (see ``sequence_order``), or None."""
+    order = sequence_order(door)
+    if order is None:
+        return None
+    if order == 'single':
+        return ('door %r has a single knock port: a scan of every port opens it; '
+                'use several knock ports in no particular order' % (door.name,))
+    return ('door %r has an %s knock sequence: a port scan in %s order opens it; '
+            'put its knock ports in no particular order' % (door.name, order, order))
+
+
+def sequence_warnings_for(name, sequence):
+    """``sequence_warning`` for a raw sequence (module parameters); [] when it does not parse.
+
+    A sequence that does not parse is the caller's error to report, not a warning.
+    """
+    try:
+        steps = parse_sequence(sequence)
+    except (KnockValueError, TypeError, ValueError):
+        return []
+    warning = sequence_warning(Door(name=str(name), sequence=steps, step_timeout=1, open_window=1, ports=(),
+                                    protocol='tcp', ip_version='both', tcpflags=()))
+    return [warning] if warning else []
+

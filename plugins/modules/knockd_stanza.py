@@ -83,6 +83,9 @@ options:
     type: str
 notes:
   - Knock sequences and commands are C(no_log); Ansible masks their values in the output.
+  - "A sequence whose knock ports only go up or only go down (whatever their protocols), a single step,
+    or one port repeated, opens to a port scan (one packet to every port in order): the module warns,
+    naming the door and no port. site.yml refuses such a door unless C(allow_monotonic=true)."
 attributes:
   check_mode:
     support: full
@@ -135,6 +138,7 @@ backup_file:
 '''
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.portknock.knock.plugins.module_utils.door import sequence_warnings_for
 from ansible_collections.portknock.knock.plugins.module_utils.knockd_conf import STANZA_KEYS, value_ports
 from ansible_collections.portknock.knock.plugins.module_utils.knockd_file import (
     COMMON_ARGUMENT_SPEC, edit_knockd_conf)
@@ -176,6 +180,10 @@ def main():
         values['start_command'] = params['command']
     if params['command_6'] is not None:
         values['start_command_6'] = params['command_6']
+
+    if params['state'] == 'present':
+        for warning in sequence_warnings_for(name, params['sequence']):
+            module.warn(warning)   # a port scan opens it (names the door, no port)
 
     def edit(conf):
         if params['state'] == 'absent':

@@ -121,6 +121,9 @@ options:
     type: int
     default: 0
 notes:
+  - "A sequence whose knock ports only go up or only go down (whatever their protocols), a single step,
+    or one port repeated, opens to a port scan (one packet to every port in order): the module warns,
+    naming the door and no port. site.yml refuses such a door unless C(allow_monotonic=true)."
   - "B(xt_recent capacity.) Each xt_recent list holds at most C(ip_list_tot) addresses (module
     parameter of C(xt_recent), default 100, returned as RV(xt_recent_ip_list_tot)). When a list is
     full, adding an address evicts the OLDEST entry of that list. A scan or a spoofed knock flood from
@@ -237,7 +240,7 @@ import re
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.portknock.knock.plugins.module_utils.door import (
-    DEFAULT_OPEN_WINDOW, DEFAULT_STEP_TIMEOUT, Door, make_door, parse_name)
+    DEFAULT_OPEN_WINDOW, DEFAULT_STEP_TIMEOUT, Door, make_door, parse_name, sequence_warning)
 from ansible_collections.portknock.knock.plugins.module_utils.sequence import KnockValueError
 from ansible_collections.portknock.knock.plugins.module_utils import recent_rules, nft_rules
 from ansible_collections.portknock.knock.plugins.module_utils.iptables_backend import (
@@ -295,6 +298,8 @@ def main():
                              p['protocol'], p['ip_version'])
             # the knock ports are as secret as the sequence they come from
             module.no_log_values.update(str(step.port) for step in door.sequence)
+            if present and sequence_warning(door):
+                module.warn(sequence_warning(door))   # a port scan opens it (names the door, no port)
         else:
             door = door_for_removal(p['name'])
         if p['set_size'] is not None and p['set_size'] <= 0:

@@ -1,0 +1,90 @@
+# -*- coding: utf-8 -*-
+# Copyright: portknock.knock contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""site.yml's preflight refuses doors before any host is touched (issue 11, items 16 and 17).
+
+The fleet is one host whose ssh port nothing listens on (127.0.0.1 port 9): the preflight's
+checks run on the controller, so a refused door fails there with nothing connected, and a
+door list that passes them gets as far as the first task that needs the host, which is then
+unreachable.  Real ansible-playbook runs of the repository's site.yml and inventory/.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import json
+import os
+import re
+import subprocess
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
+RECAP = re.compile(r'^(\S+)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)', re.M)
+HOST = 'preflight-1'
+SAFE = {'name': 'ssh', 'sequence': [7313, '4187:udp', 9421], 'port': 22}
+PORTS = ('7000', '8000', '9000', '2222', '3333', '4444', '1600')
+
+
+@pytest.fixture
+def inventory(tmp_path):
+    path = tmp_path / 'fleet.yml'
+    path.write_text(json.dumps({'knock_iptables': {'hosts': {HOST: {
+        'ansible_host': '127.0.0.1', 'ansible_port': 9, 'ansible_user': 'nobody'}}}}))
+    return str(path)
+
+
+def playbook(inventory, *extra_vars):
+    cmd = ['ansible-playbook', '-i', os.path.join(REPO, 'inventory'), '-i', inventory,
+           os.path.join(REPO, 'site.yml'), '--check']
+    for value in extra_vars:
+        cmd += ['-e', json.dumps(value)]
+    proc = subprocess.run(cmd, cwd=REPO, check=False, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          universal_newlines=True, timeout=300,
+                          env=dict(os.environ, ANSIBLE_NOCOLOR='1', ANSIBLE_TIMEOUT='5'))
+    recap = dict((name, dict(ok=int(ok), unreachable=int(unr), failed=int(failed)))
+                 for name, ok, _changed, unr, failed in RECAP.findall(proc.stdout))
+    return proc, recap[HOST]
+
+
+def refused_before_any_connection(proc, recap):
+    assert proc.returncode != 0, proc.stdout[-3000:]
+    assert recap['failed'] == 1 and recap['unreachable'] == 0, (recap, proc.stdout[-3000:])
+    assert 'The packages the enforcer needs' not in proc.stdout          # the first task that connects
+    assert 'Roll out the doors' not in proc.stdout
+
+
+def passed_preflight_checks(proc, recap):
+    # the doors passed; the first task that needs the host finds nothing listening
+    assert recap['unreachable'] == 1 and recap['failed'] == 0, (recap, proc.stdout[-3000:])
+    assert 'The packages the enforcer needs' in proc.stdout
+
+
+def test_the_inventory_doors_pass_without_a_warning(inventory):
+    proc, recap = playbook(inventory)
+    passed_preflight_checks(proc, recap)
+    assert 'knock sequence' not in proc.stdout and 'knock port' not in proc.stdout
+
+
+@pytest.mark.parametrize('sequence', [[7000, 8000, 9000], '4444,3333:udp,2222', [1600]])
+def test_a_door_a_port_scan_opens_is_refused(inventory, sequence):
+    proc, recap = playbook(inventory, {'portknock_doors': [SAFE, {'name': 'admin', 'sequence': sequence,
+                                                                  'port': 2200}]})
+    refused_before_any_connection(proc, recap)
+    assert "door 'admin' has a" in proc.stdout and 'allow_monotonic' in proc.stdout
+    assert not [port for port in PORTS if port in proc.stdout]
+
+
+@pytest.mark.parametrize('how', ['door', 'play'])
+def test_allow_monotonic_lets_it_through_with_a_warning(inventory, how):
+    door = {'name': 'admin', 'sequence': [7000, 8000, 9000], 'port': 2200}
+    if how == 'door':
+        proc, recap = playbook(inventory, {'portknock_doors': [SAFE, dict(door, allow_monotonic=True)]})
+    else:
+        proc, recap = playbook(inventory, {'portknock_doors': [SAFE, door]}, {'allow_monotonic': True})
+    passed_preflight_checks(proc, recap)
+    assert re.search(r"\[WARNING\]: door 'admin' has an\s+ascending knock sequence", proc.stdout), proc.stdout[-3000:]
+    assert not [port for port in PORTS if port in proc.stdout]

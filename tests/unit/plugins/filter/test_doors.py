@@ -1,0 +1,86 @@
+# -*- coding: utf-8 -*-
+# Copyright: portknock.knock contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The site door filters: site.yml's preflight refuses doors a port scan opens (issue 11, item 16)."""
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import pytest
+
+from ansible.errors import AnsibleFilterError
+from ansible_collections.portknock.knock.plugins.filter.doors import (
+    door_preflight, knockd_doors, recent_knock_doors)
+
+SAFE = {'name': 'ssh', 'sequence': [7313, '4187:udp', 9421], 'port': 22}
+MONOTONIC = [[7000, 8000, 9000], '2222,3333,4444', [9000, '8000:udp', 7000], [1600], [7000, 7000, 8000],
+             ['7000:udp', 7000]]
+
+
+def test_a_safe_door_passes_without_warning():
+    assert door_preflight([SAFE]) == []
+    assert door_preflight([SAFE, dict(SAFE, name='web', port=443, sequence='8243,7311,9127')], True) == []
+
+
+@pytest.mark.parametrize('sequence', MONOTONIC)
+def test_a_door_a_scan_opens_is_refused_naming_it_and_no_knock_port(sequence):
+    doors = [SAFE, {'name': 'admin', 'sequence': sequence, 'port': 2200}]
+    with pytest.raises(AnsibleFilterError) as err:
+        door_preflight(doors)
+    text = str(err.value)
+    assert "'admin'" in text and "'ssh'" not in text and 'allow_monotonic' in text
+    for port in ('7000', '8000', '9000', '2222', '3333', '4444', '1600'):
+        assert port not in text
+
+
+@pytest.mark.parametrize('sequence', MONOTONIC)
+@pytest.mark.parametrize('how', ['door', 'play', 'door as string'])
+def test_allow_monotonic_turns_the_error_into_a_warning(sequence, how):
+    door = {'name': 'admin', 'sequence': sequence, 'port': 2200}
+    if how == 'door':
+        warnings = door_preflight([SAFE, dict(door, allow_monotonic=True)])
+    elif how == 'play':
+        warnings = door_preflight([SAFE, door], True)
+    else:
+        warnings = door_preflight([SAFE, dict(door, allow_monotonic='yes')], 'no')
+    assert len(warnings) == 1 and "'admin'" in warnings[0] and 'allow_monotonic' in warnings[0]
+
+
+def test_allow_monotonic_on_one_door_does_not_allow_another():
+    doors = [{'name': 'a', 'sequence': [1, 2, 3], 'port': 22, 'allow_monotonic': True},
+             {'name': 'b', 'sequence': [3, 2, 1], 'port': 80}]
+    with pytest.raises(AnsibleFilterError, match="'b'") as err:
+        door_preflight(doors)
+    assert "'a'" not in str(err.value)
+
+
+def test_every_refused_door_is_named():
+    doors = [{'name': 'a', 'sequence': [1, 2, 3], 'port': 22}, {'name': 'b', 'sequence': [3, 2, 1], 'port': 80}]
+    with pytest.raises(AnsibleFilterError) as err:
+        door_preflight(doors)
+    assert "'a'" in str(err.value) and "'b'" in str(err.value)
+
+
+def test_absent_doors_are_not_checked():
+    assert door_preflight([SAFE, {'name': 'old', 'sequence': [1, 2, 3], 'port': 80, 'state': 'absent'}]) == []
+
+
+@pytest.mark.parametrize('value', ['maybe', 2, [True]])
+def test_allow_monotonic_must_be_a_boolean(value):
+    with pytest.raises(AnsibleFilterError, match='allow_monotonic'):
+        door_preflight([dict(SAFE, allow_monotonic=value)])
+    with pytest.raises(AnsibleFilterError, match='allow_monotonic'):
+        door_preflight([SAFE], value)
+
+
+def test_allow_monotonic_is_a_site_key_the_role_doors_do_not_get():
+    door = dict(SAFE, allow_monotonic=True)
+    assert 'allow_monotonic' not in recent_knock_doors([door])[0]
+    assert 'allow_monotonic' not in knockd_doors([door])[0]
+
+
+def test_invalid_doors_still_get_their_own_error():
+    with pytest.raises(AnsibleFilterError, match='colour'):
+        door_preflight([dict(SAFE, colour='red')])
+    with pytest.raises(AnsibleFilterError, match='70000'):
+        door_preflight([dict(SAFE, port=70000)])

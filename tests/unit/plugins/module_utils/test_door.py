@@ -1,0 +1,97 @@
+# -*- coding: utf-8 -*-
+# Copyright: portknock.knock contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The door model's checks: sequences a port scan opens (issue 11, item 16)."""
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import itertools
+import random
+
+import pytest
+
+from ansible_collections.portknock.knock.plugins.module_utils.door import (
+    make_door, sequence_order, sequence_warning, sequence_warnings_for)
+from ansible_collections.portknock.knock.plugins.module_utils.sequence import parse_sequence
+
+
+def door(sequence, name='d', port=22):
+    return make_door(name, sequence, port)
+
+
+def scan_opens(sequence, ports):
+    """Whether a scan of ``ports`` in that order completes the sequence: TCP and UDP side by
+    side, each probe sent up to 11 times (nmap retransmits up to --max-retries 10 to a port that
+    does not answer, and a door drops knocks); a knock only counts when it is the next step."""
+    wanted = [step.port for step in parse_sequence(sequence)]
+    k = 0
+    for port in (port for port in ports if port in wanted):
+        for _probe in range(11):
+            if k < len(wanted) and port == wanted[k]:
+                k += 1
+    return k == len(wanted)
+
+
+ASCENDING = [[7000, 8000, 9000], '2222,3333,4444', [1, 2], '1234:udp,2345:tcp,3456:udp',
+             [7000, '8000:udp', 9000], [7000, 7000, 8000], [100, 200, 200, 300],
+             [{'port': 5000, 'protocol': 'udp'}, {'port': 6000}]]
+DESCENDING = [[9000, 8000, 7000], '4444:udp 3333 2222', [65535, 1], [9000, 9000, 7000, '7000:udp']]
+SINGLE = [[1600], '1600:udp', [7000, 7000], ['7000:tcp', '7000:udp', 7000]]
+SAFE = [[7313, 4187, 9421], '7311,9127,8243', [9000, 7000, 8000], [1, 3, 2], [7000, 9000, 8000, 9000],
+        ['7219:udp', '8361', '6203:udp'], [5000, 4000, 6000]]
+
+
+@pytest.mark.parametrize('sequence', ASCENDING)
+def test_ascending(sequence):
+    assert sequence_order(door(sequence)) == 'ascending'
+    assert scan_opens(sequence, range(1, 65536))
+
+
+@pytest.mark.parametrize('sequence', DESCENDING)
+def test_descending(sequence):
+    assert sequence_order(door(sequence)) == 'descending'
+    assert scan_opens(sequence, range(65535, 0, -1))
+
+
+@pytest.mark.parametrize('sequence', SINGLE)
+def test_single_port(sequence):
+    assert sequence_order(door(sequence)) == 'single'
+    # a scan in any order finds it
+    ports = list(range(1, 65536))
+    random.Random(11).shuffle(ports)
+    assert scan_opens(sequence, ports)
+
+
+@pytest.mark.parametrize('sequence', SAFE)
+def test_no_scan_in_order_opens_these(sequence):
+    assert sequence_order(door(sequence)) is None
+    assert sequence_warning(door(sequence)) is None
+    assert sequence_warnings_for('d', sequence) == []
+    assert not scan_opens(sequence, range(1, 65536)) and not scan_opens(sequence, range(65535, 0, -1))
+
+
+def test_the_check_agrees_with_a_scan_for_every_small_sequence():
+    """The class: every sequence of 1..4 steps over a few ports, with and without repeats."""
+    ports = [7, 19, 23, 41]
+    for length in range(1, 5):
+        for combo in itertools.product(ports, repeat=length):
+            seq = list(combo)
+            opened = scan_opens(seq, range(1, 50)) or scan_opens(seq, range(49, 0, -1))
+            assert (sequence_order(parse_sequence(seq)) is not None) == opened, seq
+
+
+@pytest.mark.parametrize('sequence', ASCENDING + DESCENDING + SINGLE)
+def test_warning_names_the_door_and_no_knock_port(sequence):
+    d = door(sequence, name='admin')
+    warning = sequence_warning(d)
+    assert warning and "'admin'" in warning
+    assert sequence_warnings_for('admin', sequence) == [warning]
+    for step in d.sequence:
+        assert str(step.port) not in warning
+
+
+def test_warnings_for_a_sequence_that_does_not_parse_are_none():
+    # the module reports the bad value itself; the warning helper never raises
+    for bad in (None, '', [], 'x,y', [0], [70000], {'port': 1}, 3.5, [None]):
+        assert sequence_warnings_for('d', bad) == []
