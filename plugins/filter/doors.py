@@ -73,10 +73,13 @@ def knockd_doors(doors):
 
 
 def door_knock_sequence(doors, port):
-    """The knock sequence (list of ``port:proto``) of the present door protecting ``port``; [] if none."""
+    """The knock sequence (list of ``port:proto``) of the door protecting ``port``; [] if none.
+
+    A door being removed (``state: absent``) still counts: until the rollout has removed it,
+    the controller must knock to get in (once it is gone, a knock is harmless)."""
     for data in doors or []:
         door = _door(data)
-        if data.get('state', 'present') == 'present' and int(port) in door.ports and door.protocol == 'tcp':
+        if int(port) in door.ports and door.protocol == 'tcp':
             return [str(step) for step in door.sequence]
     return []
 
