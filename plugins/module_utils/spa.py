@@ -1,0 +1,445 @@
+# -*- coding: utf-8 -*-
+# Copyright: portknock.knock contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The SPA codec: encode, decode and verify fwknop 2.x single packet authorization data.
+
+Wire-compatible with fwknop 2.6.10 (libfko, protocol version 3.0.0), Rijndael
+(AES) in CBC mode with an HMAC, as fwknop's client sends by default:
+
+* plaintext: ``RAND:b64(USER):TIMESTAMP:VERSION:TYPE:b64(IP,proto/port[,...])``
+  then ``:CLIENT_TIMEOUT`` for message type 3 (client timeout access), then
+  ``:DIGEST`` (a digest of everything before it).  ``b64`` is base64 without
+  ``=`` padding; RAND is 16 decimal digits.
+* encryption: a random 8-byte salt, key and IV from fwknop's (PBKDF1 /
+  OpenSSL ``EVP_BytesToKey``-style) MD5 chain over ``key + salt`` (32-byte
+  AES-256 key, 16-byte IV), PKCS#7 padding, ``b"Salted__" + salt +
+  ciphertext`` in base64 without padding and without its constant first
+  10 characters ``U2FsdGVkX1``.
+* authentication: the HMAC with the HMAC key of that base64 text WITH its
+  ``U2FsdGVkX1`` prefix (as libfko computes it before stripping the prefix),
+  base64 without padding, appended directly (no separator).
+
+The replay digest (``SpaMessage.spa_digest``) is what fwknopd keeps in its
+digest.cache: SHA-256 over the packet data exactly as received, base64 without
+padding.  Checking a message's age, its source or replay is the caller's job:
+this module is pure (no clock, no I/O).
+
+Hashes come from the standard library; only AES needs the ``cryptography``
+package, imported on first use (ansible-core has it on the controller;
+``python3-cryptography`` on Debian hosts).  Every bad input raises SpaError
+with a message that never contains key material.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import base64
+import binascii
+import collections
+import hashlib
+import hmac
+import ipaddress
+import random
+import re
+import time
+
+from .sequence import KnockValueError, parse_port
+
+# Message digest / HMAC types: fwknop's names (``-m``, ``--hmac-digest-type``,
+# ``HMAC_DIGEST_TYPE``) -> hashlib names; fwknop's numbers (fko.h) in comments.
+DIGESTS = collections.OrderedDict([
+    ('md5', 'md5'),            # 1
+    ('sha1', 'sha1'),          # 2
+    ('sha256', 'sha256'),      # 3, the default
+    ('sha384', 'sha384'),      # 4
+    ('sha512', 'sha512'),      # 5
+    ('sha3_256', 'sha3_256'),  # 6
+    ('sha3_512', 'sha3_512'),  # 7
+])
+DEFAULT_DIGEST = 'sha256'
+DEFAULT_HMAC_DIGEST = 'sha256'
+ACCESS_MSG = 1                  # FKO_ACCESS_MSG
+CLIENT_TIMEOUT_ACCESS_MSG = 3   # FKO_CLIENT_TIMEOUT_ACCESS_MSG
+MESSAGE_TYPES = {0: 'command', 1: 'access', 2: 'NAT access', 3: 'client timeout access',
+                 4: 'client timeout NAT access', 5: 'local NAT access',
+                 6: 'client timeout local NAT access'}
+PROTOCOL_VERSION = '3.0.0'      # FKO_PROTOCOL_VERSION of fwknop 2.6.10
+SPA_PROTOCOLS = ('tcp', 'udp')  # what fwknop's client accepts in -A (lower case only)
+DEFAULT_SPA_PORT = 62201
+MAX_PACKET_LEN = 1500           # fwknop's MAX_SPA_PACKET_LEN
+MIN_PACKET_LEN = 36             # fwknopd's MIN_SPA_DATA_SIZE: shorter is not SPA
+MAX_KEY_LEN = 32                # RIJNDAEL_MAX_KEYSIZE
+MAX_HMAC_KEY_LEN = 128          # MAX_DIGEST_BLOCK_LEN
+MAX_USERNAME_LEN = 64           # MAX_SPA_USERNAME_SIZE
+MAX_MESSAGE_LEN = 256           # MAX_SPA_MESSAGE_SIZE
+MAX_VERSION_LEN = 8             # MAX_SPA_VERSION_SIZE
+MAX_CLIENT_TIMEOUT = 2 ** 31 - 1
+MAX_TIMESTAMP = 2 ** 63 - 1
+SALT_PREFIX = b'Salted__'
+B64_SALT_PREFIX = 'U2FsdGVkX1'  # base64 of SALT_PREFIX's first bytes: never on the wire
+SALT_LEN = 8
+BLOCK = 16
+RAND_LEN = 16
+
+_B64_RE = re.compile(r'^[A-Za-z0-9+/]*\Z')
+_B64_PADDED_RE = re.compile(r'^([A-Za-z0-9+/]*)(={0,2})\Z')
+_DIGITS_RE = re.compile(r'^[0-9]+\Z')
+_RAND_RE = re.compile(r'^[0-9]{16}\Z')
+_PORT_RE = re.compile(r'^[0-9]{1,5}\Z')
+_USERNAME_RE = re.compile(r'^[!-9;-~][ -9;-~]*\Z')   # printable ASCII, no ':', no leading space
+_VERSION_RE = re.compile(r'^[0-9A-Za-z._-]+\Z')
+_CIPHER = []                     # the cryptography pieces, imported once on first use
+
+
+class SpaError(KnockValueError):
+    """SPA data or an SPA parameter is bad; the message says why, without key material."""
+
+
+class SpaDependencyError(SpaError):
+    """The ``cryptography`` package, needed for AES, cannot be imported."""
+
+
+Access = collections.namedtuple('Access', ['protocol', 'port'])
+Access.__str__ = lambda self: '%s/%d' % (self.protocol, self.port)
+
+
+class SpaMessage(collections.namedtuple('SpaMessage', [
+        'source', 'access', 'timestamp', 'client_timeout', 'username',
+        'spa_digest', 'message_type', 'version', 'rand_value', 'digest_type'])):
+    """One decoded and verified access request.
+
+    ``source``: the address inside the message (``0.0.0.0`` for fwknop's
+    ``-s``), normalized text; ``access``: tuple of Access; ``timestamp``:
+    seconds since the epoch as the client claims; ``client_timeout``: seconds
+    asked with fwknop's ``-f`` (0 if none); ``spa_digest``: the replay digest
+    of the whole packet data; ``digest_type``: the inner digest's name.
+    """
+    __slots__ = ()
+
+    @property
+    def access_string(self):
+        return ','.join(str(item) for item in self.access)
+
+
+def _b64encode(data):
+    """fwknop's base64: standard alphabet, ``=`` padding stripped."""
+    return base64.b64encode(data).decode('ascii').rstrip('=')
+
+
+def _b64decode(text, what):
+    """Decode unpadded (or padded) standard base64 strictly, or raise SpaError naming ``what``."""
+    match = _B64_PADDED_RE.match(text) if isinstance(text, str) else None
+    if not match or len(match.group(1)) % 4 == 1 or (match.group(2) and len(text) % 4):
+        raise SpaError('%s is not base64' % what)
+    body = match.group(1)
+    try:
+        return base64.b64decode(body + '=' * (-len(body) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        raise SpaError('%s is not base64' % what)
+
+
+def parse_digest_type(value, what='digest type'):
+    """``sha256``, ``SHA256``, ``sha3_256``... (fwknop's names) -> our lower-case name."""
+    name = str(value).strip().lower().replace('-', '_') if isinstance(value, str) else None
+    if name not in DIGESTS:
+        raise SpaError('%s %r is not one of %s' % (what, value, ', '.join(DIGESTS)))
+    return name
+
+
+def key_from_base64(value, what='KEY_BASE64', max_len=MAX_KEY_LEN):
+    """Decode a ``KEY_BASE64`` / ``HMAC_KEY_BASE64`` value; errors name ``what``, never the value."""
+    if isinstance(value, bytes):
+        try:
+            value = value.decode('ascii')
+        except UnicodeDecodeError:
+            raise SpaError('%s is not base64' % what)
+    if not isinstance(value, str):
+        raise SpaError('%s is not base64 text' % what)
+    key = _b64decode(value.strip(), what)
+    _check_key(key, what, max_len)
+    return key
+
+
+def hmac_key_from_base64(value, what='HMAC_KEY_BASE64'):
+    return key_from_base64(value, what, MAX_HMAC_KEY_LEN)
+
+
+def _check_key(key, what, max_len):
+    if not isinstance(key, bytes):
+        raise SpaError('%s must be bytes' % what)
+    if not 0 < len(key) <= max_len:
+        raise SpaError('%s must be 1 to %d bytes long, not %d' % (what, max_len, len(key)))
+
+
+def _cipher_parts():
+    if not _CIPHER:
+        try:
+            from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+        except ImportError as exc:
+            raise SpaDependencyError(
+                'SPA needs the Python package "cryptography" (Debian: python3-cryptography): %s' % exc)
+        _CIPHER.extend([Cipher, algorithms.AES, modes.CBC])
+    return _CIPHER
+
+
+def _aes_cbc(key, iv):
+    Cipher, AES, CBC = _cipher_parts()
+    try:
+        return Cipher(AES(key), CBC(iv))
+    except TypeError:   # cryptography < 3.1 still wants a backend
+        from cryptography.hazmat.backends import default_backend
+        return Cipher(AES(key), CBC(iv), backend=default_backend())
+
+
+def derive_key_iv(key, salt):
+    """fwknop's rij_salt_and_iv() for CBC mode: D1 = MD5(key+salt), Dn = MD5(Dn-1+key+salt)."""
+    material = b''
+    block = b''
+    while len(material) < MAX_KEY_LEN + BLOCK:
+        block = hashlib.md5(block + key + salt).digest()
+        material += block
+    return material[:MAX_KEY_LEN], material[MAX_KEY_LEN:MAX_KEY_LEN + BLOCK]
+
+
+def _digest_b64(name, data):
+    return _b64encode(hashlib.new(DIGESTS[name], data).digest())
+
+
+def _hmac_b64(name, key, data):
+    return _b64encode(hmac.new(key, data, getattr(hashlib, DIGESTS[name])).digest())
+
+
+def _b64_len(name):
+    return len(_b64encode(b'\0' * hashlib.new(DIGESTS[name]).digest_size))
+
+
+def replay_digest(data):
+    """fwknopd's replay digest of received SPA data: SHA-256 of the raw data, base64 unpadded."""
+    return _digest_b64('sha256', _packet_bytes(data))
+
+
+def _packet_bytes(data):
+    if isinstance(data, str):
+        try:
+            data = data.encode('ascii')
+        except UnicodeEncodeError:
+            raise SpaError('SPA data is not ASCII')
+    if not isinstance(data, (bytes, bytearray)):
+        raise SpaError('SPA data must be bytes or text, not %s' % type(data).__name__)
+    return bytes(data)
+
+
+def _access_message(source, access):
+    try:
+        address = ipaddress.ip_address(str(source).strip())
+    except ValueError:
+        raise SpaError('SPA source address %r is not an IP address' % (source,))
+    items = access
+    if isinstance(access, str):
+        items = [part for part in access.split(',') if part.strip()]
+    elif isinstance(access, Access):
+        items = [access]
+    if not items:
+        raise SpaError('SPA access list is empty')
+    parsed = []
+    for item in items:
+        if isinstance(item, Access):
+            parsed.append(_access_item('%s/%s' % item))
+        else:
+            parsed.append(_access_item(str(item).strip().lower()))
+    return '%s,%s' % (address.compressed, ','.join(str(item) for item in parsed)), tuple(parsed)
+
+
+def _access_item(text):
+    """``tcp/22`` -> Access('tcp', 22), strictly as fwknop's client writes it."""
+    proto, sep, port = text.partition('/')
+    if not sep or proto not in SPA_PROTOCOLS or not _PORT_RE.match(port):
+        raise SpaError('SPA access %r is not proto/port with proto one of %s' % (text, ', '.join(SPA_PROTOCOLS)))
+    try:
+        return Access(proto, parse_port(port, 'SPA access port'))
+    except KnockValueError as exc:
+        raise SpaError(str(exc))
+
+
+def _check_keys(key, hmac_key):
+    _check_key(key, 'SPA encryption key', MAX_KEY_LEN)
+    if hmac_key is not None:
+        _check_key(hmac_key, 'SPA HMAC key', MAX_HMAC_KEY_LEN)
+
+
+def encode(source, access, key, hmac_key, client_timeout=0, username='root', timestamp=None,
+           digest_type=DEFAULT_DIGEST, hmac_digest_type=DEFAULT_HMAC_DIGEST,
+           rand_value=None, salt=None):
+    """Build the SPA packet data (ASCII text, what goes in the UDP payload).
+
+    ``source``: the address to open (``0.0.0.0`` as with fwknop's ``-s``; IPv6
+    goes beyond fwknop); ``access``: ``"tcp/22,udp/53"`` or a list of such
+    items or Access; ``key``/``hmac_key``: raw key bytes (see key_from_base64;
+    ``hmac_key=None`` sends no HMAC, as fwknop without ``--use-hmac``);
+    ``client_timeout`` > 0 makes a client timeout access message (type 3).
+    ``timestamp``, ``rand_value`` and ``salt`` are for tests.
+    """
+    _check_keys(key, hmac_key)
+    digest_type = parse_digest_type(digest_type, 'SPA digest type')
+    hmac_digest_type = parse_digest_type(hmac_digest_type, 'SPA HMAC digest type')
+    message, _ = _access_message(source, access)
+    if isinstance(client_timeout, bool) or not isinstance(client_timeout, int) \
+            or not 0 <= client_timeout <= MAX_CLIENT_TIMEOUT:
+        raise SpaError('SPA client timeout %r is not a number of seconds (0 for none)' % (client_timeout,))
+    if not isinstance(username, str) or not _USERNAME_RE.match(username) or len(username) > MAX_USERNAME_LEN:
+        raise SpaError('SPA username %r is not 1 to %d printable characters without ":"'
+                       % (username, MAX_USERNAME_LEN))
+    timestamp = int(time.time()) if timestamp is None else timestamp
+    if isinstance(timestamp, bool) or not isinstance(timestamp, int) or not 0 <= timestamp <= MAX_TIMESTAMP:
+        raise SpaError('SPA timestamp %r is not a number of seconds since the epoch' % (timestamp,))
+    if rand_value is None:
+        rand_value = '%016d' % random.SystemRandom().randrange(10 ** RAND_LEN)
+    if not isinstance(rand_value, str) or not _RAND_RE.match(rand_value):
+        raise SpaError('SPA random value %r is not 16 digits' % (rand_value,))
+    if len(message) > MAX_MESSAGE_LEN:
+        raise SpaError('SPA access message is longer than %d characters' % MAX_MESSAGE_LEN)
+    fields = [rand_value, _b64encode(username.encode('ascii')), str(timestamp), PROTOCOL_VERSION,
+              str(CLIENT_TIMEOUT_ACCESS_MSG if client_timeout else ACCESS_MSG),
+              _b64encode(message.encode('ascii'))]
+    if client_timeout:
+        fields.append(str(client_timeout))
+    encoded = ':'.join(fields)
+    plaintext = ('%s:%s' % (encoded, _digest_b64(digest_type, encoded.encode('ascii')))).encode('ascii')
+    data = encrypt(plaintext, key, salt)
+    if hmac_key is not None:
+        data += _hmac_b64(hmac_digest_type, hmac_key, (B64_SALT_PREFIX + data).encode('ascii'))
+    if len(data) > MAX_PACKET_LEN:
+        raise SpaError('SPA packet would be longer than %d bytes' % MAX_PACKET_LEN)
+    return data
+
+
+def encrypt(plaintext, key, salt=None):
+    """fwknop's Rijndael CBC: the base64 text of Salted__+salt+ciphertext, without padding and prefix."""
+    _check_key(key, 'SPA encryption key', MAX_KEY_LEN)
+    if salt is None:
+        salt = bytes(bytearray(random.SystemRandom().getrandbits(8) for _ in range(SALT_LEN)))
+    if not isinstance(salt, bytes) or len(salt) != SALT_LEN:
+        raise SpaError('SPA salt must be %d bytes' % SALT_LEN)
+    aes_key, iv = derive_key_iv(key, salt)
+    pad = BLOCK - len(plaintext) % BLOCK
+    encryptor = _aes_cbc(aes_key, iv).encryptor()
+    ciphertext = encryptor.update(plaintext + bytes(bytearray([pad] * pad))) + encryptor.finalize()
+    text = _b64encode(SALT_PREFIX + salt + ciphertext)
+    return text[len(B64_SALT_PREFIX):]
+
+
+def decrypt(text, key):
+    """The inverse of encrypt(): plaintext bytes, or SpaError (wrong key, damaged data)."""
+    _check_key(key, 'SPA encryption key', MAX_KEY_LEN)
+    raw = _b64decode(B64_SALT_PREFIX + text, 'SPA data')
+    if not raw.startswith(SALT_PREFIX) or len(raw) < len(SALT_PREFIX) + SALT_LEN + BLOCK \
+            or (len(raw) - len(SALT_PREFIX) - SALT_LEN) % BLOCK:
+        raise SpaError('SPA data is not Rijndael CBC data (bad length)')
+    salt = raw[len(SALT_PREFIX):len(SALT_PREFIX) + SALT_LEN]
+    aes_key, iv = derive_key_iv(key, salt)
+    decryptor = _aes_cbc(aes_key, iv).decryptor()
+    padded = decryptor.update(raw[len(SALT_PREFIX) + SALT_LEN:]) + decryptor.finalize()
+    pad = bytearray(padded[-1:])[0]
+    if not 1 <= pad <= BLOCK or padded[-pad:] != bytes(bytearray([pad] * pad)):
+        raise SpaError('SPA data does not decrypt with this key')
+    return padded[:-pad]
+
+
+def decode(data, key, hmac_key, hmac_digest_type=DEFAULT_HMAC_DIGEST):
+    """Verify and decode received SPA data (bytes or text) into a SpaMessage.
+
+    ``hmac_key=None`` accepts data without an HMAC (fwknop without
+    ``--use-hmac``): only for stanzas that have no HMAC key.  Raises SpaError
+    for anything that is not an authentic access request made with these keys.
+    """
+    _check_keys(key, hmac_key)
+    hmac_digest_type = parse_digest_type(hmac_digest_type, 'SPA HMAC digest type')
+    raw = _packet_bytes(data)
+    if not MIN_PACKET_LEN <= len(raw) <= MAX_PACKET_LEN:
+        raise SpaError('SPA data has %d bytes, not %d to %d' % (len(raw), MIN_PACKET_LEN, MAX_PACKET_LEN))
+    try:
+        text = raw.decode('ascii')
+    except UnicodeDecodeError:
+        raise SpaError('SPA data is not base64')
+    if not _B64_RE.match(text):
+        raise SpaError('SPA data is not base64')
+    if text.startswith(B64_SALT_PREFIX):
+        # fwknopd refuses it too: the same packet with and without the prefix would be two digests.
+        raise SpaError('SPA data starts with the Salted__ prefix that fwknop strips')
+    if hmac_key is not None:
+        length = _b64_len(hmac_digest_type)
+        if len(text) <= length:
+            raise SpaError('SPA data is too short for a %s HMAC' % hmac_digest_type)
+        text, received = text[:-length], text[-length:]
+        expected = _hmac_b64(hmac_digest_type, hmac_key, (B64_SALT_PREFIX + text).encode('ascii'))
+        if not hmac.compare_digest(expected.encode('ascii'), received.encode('ascii')):
+            raise SpaError('SPA HMAC does not match (wrong HMAC key or digest type, or damaged data)')
+    plaintext = decrypt(text, key)
+    fields = _parse_plaintext(plaintext)
+    return SpaMessage(spa_digest=replay_digest(raw), **fields)
+
+
+def _parse_plaintext(plaintext):
+    try:
+        text = plaintext.decode('ascii')
+    except UnicodeDecodeError:
+        raise SpaError('SPA data does not decrypt with this key (not text)')
+    body, sep, digest = text.rpartition(':')
+    if not sep:
+        raise SpaError('SPA message has no digest')
+    digest_type = None
+    for name in DIGESTS:   # the length says which; SHA-256/SHA3-256 and SHA-512/SHA3-512 share one
+        if _b64_len(name) == len(digest) and hmac.compare_digest(
+                _digest_b64(name, body.encode('ascii')).encode('ascii'), digest.encode('ascii')):
+            digest_type = name
+            break
+    if digest_type is None:
+        raise SpaError('SPA message digest does not match its fields')
+    fields = body.split(':')
+    if len(fields) < 6:
+        raise SpaError('SPA message has %d fields, not 6 or 7' % len(fields))
+    rand_value, user, timestamp, version, msg_type, message = fields[:6]
+    if not _RAND_RE.match(rand_value):
+        raise SpaError('SPA message random value is not 16 digits')
+    try:
+        username = _b64decode(user, 'SPA username').decode('ascii')
+    except UnicodeDecodeError:
+        raise SpaError('SPA username is not ASCII')
+    if not _USERNAME_RE.match(username) or len(username) > MAX_USERNAME_LEN:
+        raise SpaError('SPA username %r is not 1 to %d printable characters' % (username, MAX_USERNAME_LEN))
+    if not _DIGITS_RE.match(timestamp) or len(timestamp) > 19 or int(timestamp) > MAX_TIMESTAMP:
+        raise SpaError('SPA timestamp %r is not a number of seconds' % timestamp)
+    if not _VERSION_RE.match(version) or len(version) > MAX_VERSION_LEN:
+        raise SpaError('SPA version %r is not a version' % version)
+    if not _DIGITS_RE.match(msg_type) or len(msg_type) > 2:
+        raise SpaError('SPA message type %r is not a number' % msg_type)
+    msg_type = int(msg_type)
+    if msg_type not in (ACCESS_MSG, CLIENT_TIMEOUT_ACCESS_MSG):
+        raise SpaError('SPA message type %d (%s) is not supported: only access (1) and client timeout '
+                       'access (3)' % (msg_type, MESSAGE_TYPES.get(msg_type, 'unknown')))
+    expected = 7 if msg_type == CLIENT_TIMEOUT_ACCESS_MSG else 6
+    if len(fields) != expected:
+        raise SpaError('SPA %s message has %d fields, not %d' % (MESSAGE_TYPES[msg_type], len(fields), expected))
+    client_timeout = 0
+    if msg_type == CLIENT_TIMEOUT_ACCESS_MSG:
+        if not _DIGITS_RE.match(fields[6]) or len(fields[6]) > 10 or int(fields[6]) > MAX_CLIENT_TIMEOUT:
+            raise SpaError('SPA client timeout %r is not a number of seconds' % fields[6])
+        client_timeout = int(fields[6])
+    try:
+        access_text = _b64decode(message, 'SPA access message').decode('ascii')
+    except UnicodeDecodeError:
+        raise SpaError('SPA access message is not ASCII')
+    if len(access_text) > MAX_MESSAGE_LEN:
+        raise SpaError('SPA access message is longer than %d characters' % MAX_MESSAGE_LEN)
+    source, sep, items = access_text.partition(',')
+    if not sep or not items:
+        raise SpaError('SPA access message %r is not IP,proto/port' % access_text)
+    try:
+        address = ipaddress.ip_address(source)
+    except ValueError:
+        raise SpaError('SPA access message %r does not start with an IP address' % access_text)
+    access = tuple(_access_item(item) for item in items.split(','))
+    return dict(source=address.compressed, access=access, timestamp=int(timestamp),
+                client_timeout=client_timeout, username=username, message_type=msg_type,
+                version=version, rand_value=rand_value, digest_type=digest_type)
