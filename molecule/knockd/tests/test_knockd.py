@@ -190,13 +190,13 @@ def test_check_mode_changes_nothing(client):
     ({'knockd_doors': [{'name': 'bad', 'sequence': [1, 2], 'port': 22, 'colour': 'red'}]}, 'colour'),
 ])
 def test_bad_role_input_fails_and_changes_nothing(client, server, extra, message):
-    before = server.check_output('sha256sum /etc/knockd.conf /usr/local/sbin/portknock-knockd-firewall')
+    before = server.check_output('sha256sum /etc/knockd.conf /etc/portknock/knockd-chains.json')
     run = subprocess.run(
         ['ansible-playbook', '-i', inventory(), '-e', json.dumps(extra), os.path.join(SCENARIO, 'bad_input.yml')],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
     assert run.returncode != 0
     assert message in run.stdout, run.stdout[-3000:]
-    assert server.check_output('sha256sum /etc/knockd.conf /usr/local/sbin/portknock-knockd-firewall') == before
+    assert server.check_output('sha256sum /etc/knockd.conf /etc/portknock/knockd-chains.json') == before
 
 
 def converge_server(*extra):
