@@ -449,7 +449,7 @@ def cannot_open_message(door, blocks, integrate):
             'drop in another): %s. The door marks what it lets in (bit 0x%08x of the packet mark); add: %s'
             % (door.name, '; '.join(problems), MARK, '; '.join(fixes)))
     if not integrate and not any(block.before_door for block in blocks):
-        text += ('. Or set integrate_input_chain: true and the module inserts "%s" at the top of that chain '
+        text += ('. Or set integrate_input_chain: true and the module inserts "%s" at the top of each such chain '
                  '(and removes it with state=absent)' % integration_rule(door))
     return text
 

@@ -8,6 +8,16 @@ table`` (``-t``: without the addresses currently in the sets) and compared with
 the wanted text; a change is one ``nft -f -`` transaction that deletes and
 recreates (or only deletes) the door's table.
 
+The door fails closed (nft_rules: it marks what it accepts), and a door that
+cannot open is an error, not a success: the whole ruleset (``nft -a -t list
+ruleset``) is read as well, and a base chain of the host on the input hook that
+would drop what the door accepts (the seed's iptables ``INPUT`` policy DROP on
+iptables-nft, a Debian ``nftables.conf`` with ``policy drop``) makes ``wanted``
+raise, unless ``integrate_input_chain`` is on: then the door owns one rule at
+the top of each such chain (``... accept comment "portknock_<name>"``, state
+key ``host``), applied in the same ``nft -f`` transaction as the table and
+removed with it.
+
 ``run`` is a callable ``run(args, data=None) -> (rc, stdout, stderr)`` and
 ``which`` returns a binary's path or None.
 """
@@ -25,8 +35,12 @@ NAME = 'nftables'
 class NftablesBackend(object):
     name = NAME
 
-    def __init__(self, run, which, set_size=nft_rules.DEFAULT_SET_SIZE):
+    def __init__(self, run, which, set_size=nft_rules.DEFAULT_SET_SIZE, integrate_input_chain=False):
         self.run = run
+        self.integrate = integrate_input_chain
+        self._chains = None
+        self._host_live = []
+        self._host_wanted = []
         self.nft = which('nft')
         if not self.nft:
             raise BackendError('no nft binary found on PATH')
@@ -38,26 +52,68 @@ class NftablesBackend(object):
     def describe(self):
         return '%s (%s, table %s %s)' % (self.name, self.version, nft_rules.TABLE_FAMILY, nft_rules.TABLE_PREFIX + '<name>')
 
+    def _read_ruleset(self):
+        rc, out, err = self.run([self.nft, '-a', '-t', 'list', 'ruleset'])
+        if rc != 0:
+            raise BackendError('nft list ruleset failed: %s' % (err or out).strip())
+        self._chains = nft_rules.parse_ruleset(out)
+
     def live(self, door):
-        """{'inet': lines} of the door's table now ([] when it does not exist)."""
+        """{'inet': lines} of the door's table now ([] when it does not exist), and under 'host'
+        the door's own rules in the host's chains (only when there are any)."""
         rc, out, err = self.run([self.nft, '-t', 'list', 'table', nft_rules.TABLE_FAMILY, nft_rules.table_name(door)])
         if rc != 0:
             if 'No such file or directory' in err or 'does not exist' in err:
-                return {'inet': []}
-            raise BackendError('nft list table failed: %s' % (err or out).strip())
-        return {'inet': [line for line in out.splitlines() if line.strip()]}
+                out = ''
+            else:
+                raise BackendError('nft list table failed: %s' % (err or out).strip())
+        state = {'inet': [line for line in out.splitlines() if line.strip()]}
+        self._read_ruleset()
+        self._host_live = nft_rules.integration_live(self._chains, door)
+        if self._host_live:
+            state['host'] = [text for _chain, text, _handle in self._host_live]
+        return state
 
     def wanted(self, door, present):
+        """The door's table, and the host rules it needs; BackendError when it could never open."""
+        self._host_wanted = []
         if not present:
             return {'inet': []}
-        return {'inet': [line for line in nft_rules.table_text(door, self.set_size).splitlines() if line.strip()]}
+        if self._chains is None:
+            self._read_ruleset()
+        blocks = nft_rules.blocking_chains(self._chains, door)
+        message = nft_rules.cannot_open_message(door, blocks, self.integrate)
+        if message:
+            raise BackendError(message)
+        if self.integrate:
+            for block in blocks:
+                if not nft_rules.integrable(block.chain):
+                    raise BackendError('cannot integrate into the input chain %s (a name nft would need quoted): '
+                                       'add "%s" to it yourself' % (nft_rules.chain_label(block.chain),
+                                                                    nft_rules.ACCEPT_MARKED))
+            self._host_wanted = nft_rules.integration_wanted(blocks, door)
+        state = {'inet': [line for line in nft_rules.table_text(door, self.set_size).splitlines() if line.strip()]}
+        if self._host_wanted:
+            state['host'] = [text for _chain, text in self._host_wanted]
+        return state
 
     def apply(self, door, present, live):
-        script = nft_rules.apply_script(door, present, self.set_size)
+        script = ''
+        wanted = self.wanted(door, present)
+        if live.get('inet') != wanted['inet']:
+            script = nft_rules.apply_script(door, present, self.set_size)
+        wanted_host = [text for _chain, text in self._host_wanted]
+        if [text for _chain, text, _handle in self._host_live] != wanted_host:
+            script += nft_rules.host_script(
+                [(chain, handle) for chain, _text, handle in self._host_live],
+                [(chain, nft_rules.integration_rule(door)) for chain, _text in self._host_wanted])
+        if not script:
+            return
         rc, out, err = self.run([self.nft, '-f', '-'], data=script)
         if rc != 0:
             raise BackendError('nft -f rejected the door %s (nothing changed): %s' % (door.name, (err or out).strip()))
 
     @staticmethod
     def as_text(state):
-        return '\n'.join(state['inet']) + ('\n' if state['inet'] else '')
+        lines = state['inet'] + ['# in a host chain: ' + text for text in state.get('host', [])]
+        return '\n'.join(lines) + ('\n' if lines else '')

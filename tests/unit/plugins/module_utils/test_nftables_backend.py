@@ -1,0 +1,165 @@
+# -*- coding: utf-8 -*-
+# Copyright: portknock.knock contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The nftables backend with a fake nft: a door that cannot open is an error, or it integrates."""
+
+from __future__ import absolute_import, division, print_function
+
+import pytest
+
+from ansible_collections.portknock.knock.plugins.module_utils.door import make_door
+from ansible_collections.portknock.knock.plugins.module_utils.iptables_backend import BackendError
+from ansible_collections.portknock.knock.plugins.module_utils import nft_rules as nr
+from ansible_collections.portknock.knock.plugins.module_utils.nftables_backend import NftablesBackend
+
+DOOR = make_door('ssh', [7313, 4187, 9421], 22)
+DROP_POLICY = '''table inet filter { # handle 1
+\tchain input { # handle 1
+\t\ttype filter hook input priority filter; policy drop;
+%s\t\tct state established,related accept # handle 3
+\t\tiif "lo" accept # handle 4
+\t}
+}
+'''
+
+
+class FakeNft(object):
+    """nft with a host ruleset (text) and the door's table (present or not)."""
+
+    def __init__(self, host='', door_table=False, host_rule_handle=None, apply_rc=0):
+        self.host = host
+        self.door_table = door_table
+        self.host_rule_handle = host_rule_handle
+        self.apply_rc = apply_rc
+        self.scripts = []
+
+    def which(self, name):
+        return '/usr/sbin/nft' if name == 'nft' else None
+
+    def _ruleset(self):
+        integrated = ''
+        if self.host_rule_handle:
+            integrated = '\t\t%s # handle %d\n' % (nr.integration_rule(DOOR), self.host_rule_handle)
+        text = (self.host % integrated) if '%s' in self.host else self.host
+        if self.door_table:
+            text += nr.table_text(DOOR)
+        return text
+
+    def run(self, args, data=None):
+        if args[1:] == ['--version']:
+            return 0, 'nftables v1.0.6 (Lester Gooch #5)\n', ''
+        if args[1:] == ['-a', '-t', 'list', 'ruleset']:
+            return 0, self._ruleset(), ''
+        if args[1:4] == ['-t', 'list', 'table']:
+            if self.door_table:
+                return 0, nr.table_text(DOOR), ''
+            return 1, '', 'Error: No such file or directory; did you mean table ...'
+        if args[1:] == ['-f', '-']:
+            self.scripts.append(data)
+            if self.apply_rc:
+                return self.apply_rc, '', 'Error: Could not process rule: No such file or directory'
+            if 'delete table inet portknock_ssh\n' in data:
+                self.door_table = 'delete table inet portknock_ssh\ntable inet' in data
+            if 'insert rule' in data:
+                self.host_rule_handle = 50
+            elif 'delete rule' in data:
+                self.host_rule_handle = None
+            return 0, '', ''
+        raise AssertionError('unexpected nft call %r' % (args,))
+
+
+def backend(nft, integrate=False):
+    return NftablesBackend(nft.run, nft.which, integrate_input_chain=integrate)
+
+
+def converge(nft, present=True, integrate=False):
+    """What the module does: live, wanted, apply when they differ, read back. Returns changed."""
+    b = backend(nft, integrate)
+    live = b.live(DOOR)
+    wanted = b.wanted(DOOR, present)
+    if live == wanted:
+        return False
+    b.apply(DOOR, present, live)
+    assert b.live(DOOR) == wanted
+    return True
+
+
+def test_accept_policy_host_needs_nothing():
+    nft = FakeNft()
+    assert converge(nft) is True and converge(nft) is False
+    assert 'insert rule' not in nft.scripts[0]
+
+
+@pytest.mark.parametrize('host', [DROP_POLICY, DROP_POLICY.replace('policy drop;', 'policy accept;').replace(
+    '\t\tiif "lo" accept # handle 4\n', '\t\tiif "lo" accept # handle 4\n\t\tcounter packets 0 bytes 0 drop # handle 5\n')])
+def test_host_drop_fails_without_changing_anything(host):
+    nft = FakeNft(host)
+    with pytest.raises(BackendError) as err:
+        converge(nft)
+    assert 'cannot open' in str(err.value) and 'inet filter input' in str(err.value)
+    assert nft.scripts == []          # nothing applied
+    assert nft.door_table is False
+
+
+def test_check_mode_predicts_the_failure():
+    """wanted() alone (what check mode calls) already fails: no success for a door that cannot open."""
+    b = backend(FakeNft(DROP_POLICY))
+    b.live(DOOR)
+    with pytest.raises(BackendError):
+        b.wanted(DOOR, True)
+
+
+def test_integrate_inserts_once_in_the_same_transaction_and_absent_removes_it():
+    nft = FakeNft(DROP_POLICY)
+    assert converge(nft, integrate=True) is True
+    assert len(nft.scripts) == 1
+    script = nft.scripts[0]
+    assert script.startswith('table inet portknock_ssh\ndelete table inet portknock_ssh\n')
+    assert script.endswith('insert rule inet filter input %s\n' % nr.integration_rule(DOOR))
+    assert converge(nft, integrate=True) is False                    # idempotent
+    # the rule deleted by someone else: put back, the table left alone
+    nft.host_rule_handle = None
+    assert converge(nft, integrate=True) is True
+    assert nft.scripts[-1] == 'insert rule inet filter input %s\n' % nr.integration_rule(DOOR)
+    # absent: the table and the door's own rule go, in one transaction
+    assert converge(nft, present=False) is True
+    assert nft.scripts[-1] == ('table inet portknock_ssh\ndelete table inet portknock_ssh\n'
+                               'delete rule inet filter input handle 50\n')
+    assert nft.host_rule_handle is None and nft.door_table is False
+    assert converge(nft, present=False) is False
+
+
+def test_integrated_door_without_the_option_fails_rather_than_pretending():
+    nft = FakeNft(DROP_POLICY, door_table=True, host_rule_handle=7)
+    with pytest.raises(BackendError):
+        converge(nft)
+
+
+def test_host_rules_show_in_the_state_and_diff_text():
+    nft = FakeNft(DROP_POLICY, door_table=True, host_rule_handle=7)
+    b = backend(nft, True)
+    live = b.live(DOOR)
+    assert live['host'] == ['inet filter input: %s' % nr.integration_rule(DOOR)]
+    assert b.wanted(DOOR, True) == live
+    assert '# in a host chain: inet filter input: meta mark' in b.as_text(live)
+    assert 'host' not in backend(FakeNft()).wanted(DOOR, True)
+
+
+def test_rejected_transaction_is_an_error():
+    nft = FakeNft(DROP_POLICY, apply_rc=1)
+    with pytest.raises(BackendError) as err:
+        converge(nft, integrate=True)
+    assert 'rejected' in str(err.value)
+
+
+def test_ruleset_unreadable_is_an_error():
+    nft = FakeNft()
+    real = nft.run
+
+    def run(args, data=None):
+        if 'ruleset' in args:
+            return 1, '', 'Error: Operation not permitted'
+        return real(args, data)
+    with pytest.raises(BackendError) as err:
+        NftablesBackend(run, nft.which).live(DOOR)
+    assert 'list ruleset' in str(err.value)
