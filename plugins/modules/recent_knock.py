@@ -22,7 +22,10 @@ description:
     It never touches rules it does not own."
   - "nftables backend: the door owns the table C(inet portknock_<name>): dynamic sets
     C(step<k>_v4)/C(step<k>_v6) with timeouts and a base chain C(input) hooked on input at priority
-    C(filter - 10)."
+    C(filter - 10). It fails closed: what it accepts it also marks (bit C(0x20000000) of the packet
+    mark), and what accepts the protected port behind it (the role's baseline, the host's own chain
+    with O(integrate_input_chain)) accepts only marked packets, so no door means a closed port.
+    With O(integrate_input_chain) it also owns one rule in each host input chain that needs it."
   - "Semantics (both backends): only NEW packets are looked at, TCP knocks only as bare SYNs. A knock
     on step k's port from a source that made step k-1 less than O(step_timeout) seconds ago moves it
     on; any other knock on one of the door's ports resets that source (and restarts it at step 1 when
@@ -102,6 +105,22 @@ options:
         (existing entries are not evicted).
     type: int
     default: 65535
+  integrate_input_chain:
+    description:
+      - nftables backend only. What to do when a base chain of the host on the input hook (its own
+        firewall, e.g. the C(INPUT) policy DROP of iptables-nft, or a C(nftables.conf) with
+        C(policy drop)) would drop what the door lets in, so that the door could never open.
+      - V(false) fails, naming the chain and the rule to add (nothing is changed).
+      - V(true) inserts C(meta mark & 0x20000000 == 0x20000000 accept comment "portknock_<name>") at
+        the top of each such chain, in the same C(nft -f) transaction as the door's table; the rule
+        is the door's own (compared, restored when missing, removed with O(state=absent)).
+      - A chain that runs before the door (priority C(filter - 10) or lower) cannot be integrated:
+        the module fails in both cases.
+      - "Detection reads C(nft list ruleset): drop policies, drop/reject rules and jumps whose matches are
+        only protocol, destination port, C(ct state) and the door's mark. Rules with other matches are
+        assumed not to match. Legacy iptables (not in nft) is not looked at."
+    type: bool
+    default: false
   state:
     description: Whether the door exists.
     type: str
@@ -138,9 +157,11 @@ notes:
   - The sequence ports also appear in the returned rules and the diff; because O(sequence) is
     C(no_log), Ansible masks them there (C(********)).
   - "nftables backend: an C(accept) in the door's table ends only that table's chain; the host's own
-    filter (priority C(filter)) still sees the packet. The door closes its ports everywhere and opens
-    them where the host's filter lets them in. The iptables backend jumps from the top of C(INPUT), so
-    its ACCEPT is final for the iptables rule set."
+    filter (priority C(filter)) still sees the packet. The door closes its ports everywhere; where the
+    host's filter would drop what it lets in, the module fails (or integrates, O(integrate_input_chain))
+    instead of reporting a door that cannot open. No other software on the host may use bit
+    C(0x20000000) of the packet mark. The iptables backend jumps from the top of C(INPUT), so its ACCEPT
+    is final for the iptables rule set."
   - Give each door its own protected ports. Two doors protecting the same port do not add up into
     "either sequence opens". With nftables both tables must let the packet through (both sequences
     needed), with iptables the door whose jump comes first decides.
@@ -284,6 +305,7 @@ def main():
             ip_version=dict(type='str', choices=['ipv4', 'ipv6', 'both'], default='both'),
             backend=dict(type='str', choices=['auto', 'iptables', 'nftables'], default='auto'),
             set_size=dict(type='int', default=nft_rules.DEFAULT_SET_SIZE),
+            integrate_input_chain=dict(type='bool', default=False),
             state=dict(type='str', choices=['present', 'absent'], default='present'),
             rollback_timeout=dict(type='int', default=0),   # used by the action plugin only
         ),
@@ -318,7 +340,7 @@ def main():
     def make(name):
         if name == 'iptables':
             return IptablesBackend(run, which)
-        return NftablesBackend(run, which, p['set_size'])
+        return NftablesBackend(run, which, p['set_size'], p['integrate_input_chain'])
 
     result = dict(changed=False, backend=backend_name, rules={}, chains=list(recent_rules.owned_chains(door)),
                   table='%s %s' % (nft_rules.TABLE_FAMILY, nft_rules.table_name(door)),
