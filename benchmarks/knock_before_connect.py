@@ -42,7 +42,7 @@ PKLAB = os.path.join(REPO, 'lab', 'pklab.py')
 STATE = os.environ.get('PKLAB_STATE', os.path.join(REPO, '.lab'))
 ENV = dict(os.environ)   # podman runs through LAB_PODMAN, which applies the lab's settings
 DOOR = 'kbc'
-SEQUENCE = [7101, '7102:udp', 7103]
+SEQUENCE = [7101, '7103:udp', 7102]
 FIRST_STEP = 7101
 TASKS = 20
 

@@ -36,7 +36,7 @@ import random, select, socket, sys, time
 from ansible_collections.portknock.knock.plugins.module_utils.knock_sender import send_knocks
 from ansible_collections.portknock.knock.plugins.module_utils.sequence import parse_sequence
 host, runs = sys.argv[1], int(sys.argv[2])
-steps = parse_sequence('7301,7302,7303')
+steps = parse_sequence('7301,7303,7302')
 out = []
 for i in range(runs):
     time.sleep(random.uniform(0.2, 0.6))
@@ -61,7 +61,7 @@ print(' '.join('%.3f' % x for x in out))
 
 
 def playbook(inventory, host, backend, count):
-    doors = [dict(name='b%d' % i, sequence=[7000 + 3 * i, 7001 + 3 * i, 7002 + 3 * i], port=10000 + i,
+    doors = [dict(name='b%d' % i, sequence=[7000 + 3 * i, 7002 + 3 * i, 7001 + 3 * i], port=10000 + i,
                   open_window=1, step_timeout=5, backend=backend) for i in range(count)]
     with tempfile.NamedTemporaryFile('w', suffix='.yml', delete=False) as handle:
         handle.write(json.dumps([{'hosts': host, 'gather_facts': False, 'tasks': [{
@@ -102,7 +102,7 @@ def main():
                       flush=True)
                 remove_doors(inventory, server.name, backend, count)
             subprocess.run(['ansible', '-i', inventory, server.name, '-m', 'portknock.knock.recent_knock', '-a',
-                            'name=lat sequence=7301,7302,7303 port=2022 open_window=1 backend=%s' % backend],
+                            'name=lat sequence=7301,7303,7302 port=2022 open_window=1 backend=%s' % backend],
                            check=True, stdout=subprocess.DEVNULL)
             listener = server.spawn('python3 -c "import socket;s=socket.socket();'
                                     's.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1);'

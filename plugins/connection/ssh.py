@@ -42,7 +42,7 @@ options:
   knock_sequence:
     description:
       - The knock sequence, a list of C(port) or C(port:proto) (C(tcp) or C(udp)) steps, or the
-        knockd string form C(7000,8000:udp,9000).
+        knockd string form C(7311,9127:udp,8243).
       - Treat it as a secret (vault it).
     type: list
     elements: raw
@@ -80,7 +80,7 @@ options:
 EXAMPLES = r'''
 # inventory (group_vars/knocked.yml)
 ansible_connection: portknock.knock.ssh
-knock_sequence: "{{ vault_knock_sequence }}"   # e.g. [7000, '8000:udp', 9000]
+knock_sequence: "{{ vault_knock_sequence }}"   # e.g. [7311, '9127:udp', 8243]
 knock_delay: 50
 
 # ad hoc

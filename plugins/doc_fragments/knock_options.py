@@ -15,7 +15,7 @@ options:
   sequence:
     description:
       - The knock sequence, a list of C(port) or C(port:proto) steps (C(tcp) or C(udp)), or the
-        knockd string form C(7000,8000:udp,9000). It is never logged or returned.
+        knockd string form C(7311,9127:udp,8243). It is never logged or returned.
     type: raw
     required: true
   delay:

@@ -4,7 +4,7 @@
 """The knock sequence model: steps, TCP flags, timeouts, and their validation.
 
 This is the only place where a knock step, a sequence string such as
-``"7000,8000:udp,9000"`` or a knockd ``TCPFlags`` value is parsed and checked.
+``"7311,9127:udp,8243"`` or a knockd ``TCPFlags`` value is parsed and checked.
 Modules, plugins, the knockd.conf parser, the daemon and the ``knock`` client
 all go through it.  Pure Python, standard library only.
 """
@@ -81,7 +81,7 @@ def parse_step(value, default_protocol='tcp'):
 def parse_sequence(value, default_protocol='tcp'):
     """Parse a whole sequence into a tuple of Steps.
 
-    Accepts the knockd string form ``"2222:tcp,3333:tcp,4444"`` (commas or
+    Accepts the knockd string form ``"4127:tcp,2381:tcp,3659"`` (commas or
     white space between steps) or a list whose items ``parse_step`` accepts.
     An empty sequence is an error.
     """
@@ -97,7 +97,7 @@ def parse_sequence(value, default_protocol='tcp'):
 
 
 def format_sequence(steps):
-    """The knockd string form of a sequence: ``2222:tcp,3333:tcp``."""
+    """The knockd string form of a sequence: ``4127:tcp,2381:tcp,3659:tcp``."""
     return ','.join(str(step) for step in steps)
 
 

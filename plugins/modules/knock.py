@@ -56,7 +56,7 @@ EXAMPLES = r'''
 - name: Open the door to the web admin port, then wait for it
   portknock.knock.knock:
     host: "{{ ansible_host }}"
-    sequence: "{{ vault_admin_knock }}"     # e.g. [7000, '8000:udp', 9000]
+    sequence: "{{ vault_admin_knock }}"     # e.g. [7311, '9127:udp', 8243]
     ip_version: ipv4
   register: knocked
 
@@ -69,7 +69,7 @@ EXAMPLES = r'''
 - name: Knock from the bastion instead of the controller
   portknock.knock.knock:
     host: 10.0.0.5
-    sequence: 7000,8000,9000
+    sequence: 7311,9127,8243
   delegate_to: bastion
 '''
 

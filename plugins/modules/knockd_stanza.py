@@ -15,7 +15,7 @@ description:
   - Adds, updates or removes one C([name]) stanza of a knockd 0.8 configuration file.
   - With O(state=present) the stanza is made to contain exactly the directives given;
     directives not given are removed from the stanza. Values equivalent to the existing ones
-    (for example C(2222:tcp,3333:tcp) and V([2222, 3333]), C(SYN) and V([syn]), or a key
+    (for example C(4127:tcp,2381:tcp,3659:tcp) and V([4127, 2381, 3659]), C(SYN) and V([syn]), or a key
     spelt C(Command) instead of C(Start_Command)) cause no change.
   - Only the lines of the managed stanza change; comments, blank lines, indentation and the
     other stanzas are kept byte for byte.
@@ -42,7 +42,7 @@ options:
   sequence:
     description:
       - Knock sequence, a list of ports, C(port:protocol) strings or C({port, protocol}) dicts,
-        or a knockd string such as C(7000,8000:udp,9000). Protocol defaults to C(tcp).
+        or a knockd string such as C(7311,9127:udp,8243). Protocol defaults to C(tcp).
       - One of O(sequence) or O(one_time_sequences) is required with O(state=present).
     type: raw
   one_time_sequences:
@@ -101,7 +101,7 @@ EXAMPLES = r'''
 - name: Door that opens SSH for a day
   portknock.knock.knockd_stanza:
     name: opencloseSSH
-    sequence: [2222, 3333, 4444]
+    sequence: [4127, 2381, 3659]
     seq_timeout: 15
     tcpflags: [syn]
     start_command: /usr/sbin/iptables -A INPUT -s %IP% -p tcp --dport 22 -j ACCEPT

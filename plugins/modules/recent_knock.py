@@ -54,7 +54,7 @@ options:
     description:
       - The knock sequence, a secret (never logged).
       - A list whose items are a port (C(1600), TCP) or C("port:tcp") / C("port:udp"), or the knockd
-        string form C("7000,8000:udp,9000").
+        string form C("7311,9127:udp,8243").
       - The same port may appear several times. A protected port cannot be a knock port.
       - Required when O(state=present).
     type: raw
@@ -187,7 +187,7 @@ requirements:
 '''
 
 EXAMPLES = r'''
-- name: The seed recipe, knock 1600 then ssh within 5 seconds
+- name: The seed recipe, knock 1600 then ssh within 5 seconds (one step - the module warns, a port scan finds it)
   portknock.knock.recent_knock:
     name: ssh
     sequence: [1600]
@@ -197,7 +197,7 @@ EXAMPLES = r'''
 - name: A three-step door with a UDP step, IPv4 only, native nftables
   portknock.knock.recent_knock:
     name: admin
-    sequence: "7000,8000:udp,9000"
+    sequence: "7311,9127:udp,8243"
     step_timeout: 5
     open_window: 30
     port: [22, 2222]

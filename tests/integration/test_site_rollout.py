@@ -84,7 +84,7 @@ def playbook(inventory, *extra):
 
 
 def doors(open_window):
-    return json.dumps({'portknock_doors': [{'name': 'ssh', 'sequence': [7219, '8361:udp', 9203], 'port': 22,
+    return json.dumps({'portknock_doors': [{'name': 'ssh', 'sequence': [7219, '9203:udp', 8361], 'port': 22,
                                             'step_timeout': 5, 'open_window': open_window}]})
 
 

@@ -185,9 +185,9 @@ def test_check_mode_changes_nothing(client):
 
 @pytest.mark.parametrize('extra, message', [
     ({'knockd_implementation': 'bsd'}, 'knockd_implementation'),
-    ({'knockd_doors': [{'sequence': [1, 2], 'port': 22}]}, 'name'),
-    ({'knockd_doors': [{'name': 'bad', 'sequence': [1, 2], 'port': 70000}]}, '70000'),
-    ({'knockd_doors': [{'name': 'bad', 'sequence': [1, 2], 'port': 22, 'colour': 'red'}]}, 'colour'),
+    ({'knockd_doors': [{'sequence': [1, 3, 2], 'port': 22}]}, 'name'),
+    ({'knockd_doors': [{'name': 'bad', 'sequence': [1, 3, 2], 'port': 70000}]}, '70000'),
+    ({'knockd_doors': [{'name': 'bad', 'sequence': [1, 3, 2], 'port': 22, 'colour': 'red'}]}, 'colour'),
 ])
 def test_bad_role_input_fails_and_changes_nothing(client, server, extra, message):
     before = server.check_output('sha256sum /etc/knockd.conf /etc/portknock/knockd-chains.json')

@@ -146,13 +146,13 @@ def test_seed_recipe():
 def three_step_door(server, fam):
     addr = HOSTS[server][fam]
     a, b = clients_of(server)
-    assert probe(a, knocks(addr, [7202, 7201, 7203]) + [['connect', addr, 2023]]) == [False], 'wrong order'
-    assert probe(a, knocks(addr, [7201, 7202]) + [['sleep', 4]] + knocks(addr, [7203])
+    assert probe(a, knocks(addr, [7203, 7201, 7202]) + [['connect', addr, 2023]]) == [False], 'wrong order'
+    assert probe(a, knocks(addr, [7201, 7203]) + [['sleep', 4]] + knocks(addr, [7202])
                  + [['connect', addr, 2023]]) == [False], 'too slow'
     probe(b, knocks(addr, [7201]))
-    assert probe(a, knocks(addr, [7202, 7203]) + [['connect', addr, 2023]]) == [False], 'another address'
+    assert probe(a, knocks(addr, [7203, 7202]) + [['connect', addr, 2023]]) == [False], 'another address'
     assert probe(b, [['connect', addr, 2023]]) == [False]
-    assert probe(a, knocks(addr, [7201, 7202, 7203]) + [['connect', addr, 2023]]) == [True], 'right order'
+    assert probe(a, knocks(addr, [7201, 7203, 7202]) + [['connect', addr, 2023]]) == [True], 'right order'
     assert probe(b, [['connect', addr, 2023]]) == [False], 'only the knocker is let in'
     assert probe(a, [['connect', addr, 2023]]) == [True]
 
@@ -164,9 +164,9 @@ def test_three_step_door_only_in_order_in_time_from_one_address():
 def udp_step_door(server, fam):
     addr = HOSTS[server][fam]
     a = clients_of(server)[0]
-    assert probe(a, knocks(addr, [7301, 7302, 7303]) + [['connect', addr, 2024]]) == [False], 'TCP on the UDP step'
-    assert probe(a, knocks(addr, [7301, 7303, '7302:udp']) + [['connect', addr, 2024]]) == [False], 'wrong order'
-    assert probe(a, knocks(addr, [7301, '7302:udp', 7303]) + [['connect', addr, 2024]]) == [True]
+    assert probe(a, knocks(addr, [7301, 7303, 7302]) + [['connect', addr, 2024]]) == [False], 'TCP on the UDP step'
+    assert probe(a, knocks(addr, [7301, 7302, '7303:udp']) + [['connect', addr, 2024]]) == [False], 'wrong order'
+    assert probe(a, knocks(addr, [7301, '7303:udp', 7302]) + [['connect', addr, 2024]]) == [True]
 
 
 def test_door_with_udp_step():
@@ -175,7 +175,7 @@ def test_door_with_udp_step():
 
 def test_check_mode_changes_nothing():
     before = [firewall(i) for i in range(3)]
-    extra = json.dumps({'lab_extra_doors': [{'name': 'extra', 'sequence': [7401], 'port': 2025}]})
+    extra = json.dumps({'lab_extra_doors': [{'name': 'extra', 'sequence': [7401, 7405, 7403], 'port': 2025}]})
     proc = playbook('--check', '-e', extra, 'converge.yml')
     for host in HOSTS:
         assert re.search(r'%s\s*: ok=\d+\s+changed=[1-9]' % re.escape(host['name']), proc.stdout), \
@@ -187,7 +187,7 @@ def test_absent_leaves_no_trace():
     backend = "{{ 'nftables' if inventory_hostname is search('-2$') else 'iptables' }}"
     for state in ('present', 'absent'):
         proc = subprocess.run(['ansible', '-i', INVENTORY, 'all', '-m', 'portknock.knock.recent_knock', '-a',
-                               'name=gone sequence=7501,7502 port=2026 backend=%s state=%s' % (backend, state)],
+                               'name=gone sequence=7501,7503,7502 port=2026 backend=%s state=%s' % (backend, state)],
                               capture_output=True, text=True, check=False)
         assert proc.returncode == 0, proc.stdout[-3000:]
         assert proc.stdout.count('CHANGED') == 3, proc.stdout[-3000:]
