@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The main job: install what is needed, build the lab, roll the doors out with site.yml,
-# then report from a probe host, per fleet host, whether plain ssh is refused and ssh after
-# a knock works.  The lab stays up (a second run reuses it and reports changed=0).
+# then audit every door from a probe host (portknock.knock.audit: closed to a stranger and
+# to the knocker before its knock, a wrong-order knock stays closed, opens for the knocker,
+# closes after its window; IPv4 and IPv6).  The lab stays up (a second run reuses it and
+# reports changed=0).
 #   tools/site.sh [--fresh] [extra ansible-playbook args, e.g. --check --diff]
 # Remove the lab with: python3 lab/pklab.py down --lab site
 set -euo pipefail
@@ -17,4 +19,19 @@ export ANSIBLE_FORKS=${ANSIBLE_FORKS:-10}
 ansible-playbook -i inventory/ -i "$fleet" site.yml "$@"
 rollout=$((SECONDS - t0))
 case " $* " in *" --check "*|*" -C "*) exit 0 ;; esac
-ansible-playbook -i inventory/ -i "$fleet" tools/site-report.yml -e "site_rollout_seconds=$rollout"
+t1=$SECONDS
+reports=.lab/labs/site/audit
+rm -rf "$reports"
+rc=0
+ANSIBLE_DISPLAY_SKIPPED_HOSTS=false ansible-playbook -i inventory/ -i "$fleet" portknock.knock.audit \
+  -e audit_report_dir="$REPO/$reports" || rc=$?
+echo
+echo "site.sh: rollout $rollout s, audit $((SECONDS - t1)) s; reports: $reports/audit.json, $reports/audit.junit.xml"
+[ -f "$reports/audit.json" ] && PYTHONPATH="$ANSIBLE_COLLECTIONS_PATH" python - "$reports/audit.json" <<'PY'
+import json, sys
+from ansible_collections.portknock.knock.plugins.module_utils.audit_report import table, failures
+probes = json.load(open(sys.argv[1]))['probes']
+print('\n'.join(table(probes)))
+print('\n'.join(failures(probes)) or 'every door passed every check')
+PY
+exit $rc
