@@ -18,7 +18,8 @@ from ansible.errors import AnsibleFilterError
 from ansible.module_utils.common.text.converters import to_text
 from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.utils.display import Display
-from ansible_collections.portknock.knock.plugins.module_utils.door import door_from_dict, sequence_warning
+from ansible_collections.portknock.knock.plugins.module_utils.door import (
+    door_collisions as door_model_collisions, door_from_dict, sequence_warning)
 from ansible_collections.portknock.knock.plugins.module_utils.sequence import (
     KnockValueError, format_sequence, format_tcpflags)
 
@@ -93,8 +94,45 @@ def _allowed(value, what):
         raise AnsibleFilterError('%s %r is not a boolean' % (what, value))
 
 
-def door_preflight(doors, allow_monotonic=False):
-    """Refuse present doors a port scan opens (one step, ascending or descending ports).
+def _open_ports(open_ports):
+    if open_ports is None:
+        return {}
+    if not isinstance(open_ports, dict):
+        raise AnsibleFilterError('open_ports must be a dict (what opens them: list of ports), got %s'
+                                 % type(open_ports).__name__)
+    return open_ports
+
+
+def _collisions(doors, open_ports):
+    """door.door_collisions over the present doors (site or role dicts: other keys are ignored)."""
+    present = []
+    for data in doors or []:
+        if not isinstance(data, dict):
+            raise AnsibleFilterError('a door must be a dict, got %s' % type(data).__name__)
+        if data.get('state', 'present') != 'present':
+            continue
+        try:
+            present.append(door_from_dict(data))
+        except KnockValueError as exc:
+            raise AnsibleFilterError('door %r: %s' % (data.get('name'), to_text(exc)))
+    try:
+        return door_model_collisions(present, _open_ports(open_ports))
+    except KnockValueError as exc:
+        raise AnsibleFilterError('open_ports: %s' % to_text(exc))
+
+
+def door_collisions(doors, open_ports=None):
+    """The collisions between the present doors of one host (and ``open_ports``), as messages.
+
+    ``open_ports`` maps what opens ports (``'the management allowlist'``) to a list of them.
+    [] when nothing collides; no message shows a port.
+    """
+    return _collisions(doors, open_ports)
+
+
+def door_preflight(doors, allow_monotonic=False, open_ports=None):
+    """Refuse present doors a port scan opens (one step, ascending or descending ports), and
+    doors of the host that collide (see ``door_collisions``).
 
     A door with ``allow_monotonic: true``, or every door when ``allow_monotonic`` is true, is
     let through with a warning.  Returns the warnings (no port in them); raises
@@ -112,9 +150,12 @@ def door_preflight(doors, allow_monotonic=False):
             warnings.append(warning + ' (allowed by allow_monotonic)')
         else:
             errors.append(warning)
+    collisions = _collisions(doors, open_ports)
     if errors:
-        raise AnsibleFilterError('; '.join(errors) + '. Change the sequence, or set allow_monotonic: true on the door '
-                                 '(or for the play) to accept the risk; nothing was changed')
+        raise AnsibleFilterError('; '.join(errors + collisions) + '. Change the sequence, or set allow_monotonic: true '
+                                 'on the door (or for the play) to accept the risk; nothing was changed')
+    if collisions:
+        raise AnsibleFilterError('; '.join(collisions) + '; nothing was changed')
     for warning in warnings:
         display.warning(warning)
     return warnings
@@ -127,4 +168,5 @@ class FilterModule(object):
             'knockd_doors': knockd_doors,
             'door_knock_sequence': door_knock_sequence,
             'door_preflight': door_preflight,
+            'door_collisions': door_collisions,
         }

@@ -103,7 +103,7 @@ def families(door):
     return ('ipv4', 'ipv6') if door.ip_version == 'both' else (door.ip_version,)
 
 
-# --- Sequences a port scan opens, doors that collide ------------------------------------------
+# --- Sequences a port scan opens, doors that collide (issue 11, items 16 and 17) --------------
 #
 # A scan that sends one packet to every port in order (1..65535, or 65535..1) completes every
 # sequence whose ports only go up (or only go down): 7000,8000,9000 opens to ``nmap -r``.  A
@@ -156,3 +156,37 @@ def sequence_warnings_for(name, sequence):
                                     protocol='tcp', ip_version='both', tcpflags=()))
     return [warning] if warning else []
 
+
+def door_collisions(doors, open_ports=None):
+    """What makes the doors of one host collide, as messages ([] when nothing does).
+
+    ``doors`` are the present Doors of one host; ``open_ports`` maps a description (``'the
+    management allowlist (recent_knock_management_ports)'``) to the ports it opens, each a
+    port, ``"port:proto"`` or a Step (TCP unless said).  A knock step on a port that another
+    door protects, or that ``open_ports`` opens, collides: the knock rule drops new connections
+    to that port (or the port accepts the knock before the door sees it).  Messages name both
+    sides and mask the port: it is a knock port.
+    """
+    from .sequence import Step, parse_step   # here: the imports at the top belong to the parsers
+    messages = []
+    opened = []
+    for what, ports in sorted((open_ports or {}).items()):
+        items = ports if isinstance(ports, (list, tuple)) else [ports]
+        opened.append((what, set(parse_step(item) for item in items)))
+    for door in doors:
+        steps = set(door.sequence)
+        for other in doors:
+            if other is door or other.name == door.name:
+                continue
+            if any(Step(port, other.protocol) in steps for port in other.ports):
+                messages.append(
+                    'door %r has a knock step on a port that door %r protects (port not shown: it is a knock port); '
+                    'its knock rule would drop new connections to door %r. Use a knock port no door protects'
+                    % (door.name, other.name, other.name))
+        for what, ports in opened:
+            if steps & ports:
+                messages.append(
+                    'door %r has a knock step on a port that %s opens (port not shown: it is a knock port); '
+                    'the knock would be accepted or dropped before the door counts it. Use another knock port'
+                    % (door.name, what))
+    return messages

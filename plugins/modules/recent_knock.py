@@ -226,7 +226,9 @@ rules:
     - The rules the door has after this run (what was applied, or would be in check mode).
     - "iptables: keys V(ipv4) and V(ipv6), lines as C(iptables -S)/C(iptables-save) print them:
       the jump, C(-N) for each owned chain, then the chains' rules. nftables: key V(inet), the lines
-      of C(nft -t list table inet portknock_<name>). Empty lists when the door is absent."
+      of C(nft -t list table inet portknock_<name>), and with O(integrate_input_chain) key V(host): the
+      door's rules in the host's own input chains (C(<family> <table> <chain>: <rule>)). Empty lists when
+      the door is absent."
     - Knock ports are masked by Ansible (no_log of O(sequence)).
   returned: always
   type: dict

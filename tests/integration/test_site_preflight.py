@@ -88,3 +88,51 @@ def test_allow_monotonic_lets_it_through_with_a_warning(inventory, how):
     passed_preflight_checks(proc, recap)
     assert re.search(r"\[WARNING\]: door 'admin' has an\s+ascending knock sequence", proc.stdout), proc.stdout[-3000:]
     assert not [port for port in PORTS if port in proc.stdout]
+
+
+# --- doors of one host that collide (item 17) --------------------------------------------------
+
+def test_a_knock_step_on_another_doors_port_is_refused_naming_both(inventory):
+    proc, recap = playbook(inventory, {'portknock_doors': [SAFE, {'name': 'admin', 'sequence': [22, 7001, 5003],
+                                                                  'port': 2200}]})
+    refused_before_any_connection(proc, recap)
+    assert "door 'admin' has a knock step on a port that door 'ssh' protects" in proc.stdout, proc.stdout[-3000:]
+    assert not [port for port in ('7001', '5003', '2200') if port in proc.stdout]
+
+
+def test_a_knock_step_on_the_ssh_port_ansible_uses_is_refused(inventory):
+    # the fleet host's ssh port is 9 (no door protects it): a knock rule there would drop Ansible's connection
+    proc, recap = playbook(inventory, {'portknock_doors': [SAFE, {'name': 'web', 'sequence': [8243, 9, 9127],
+                                                                  'port': 443}]})
+    refused_before_any_connection(proc, recap)
+    assert "door 'web' has a knock step on a port that the ssh port Ansible connects to" in proc.stdout
+
+
+@pytest.mark.parametrize('baseline, networks, refused', [(True, ['10.231.0.1'], True), (False, ['10.231.0.1'], False),
+                                                         (True, [], False)])
+def test_a_knock_step_on_the_management_allowlist_is_refused(inventory, baseline, networks, refused):
+    proc, recap = playbook(inventory, {'portknock_doors': [SAFE, {'name': 'web', 'sequence': [8243, 2022, 9127],
+                                                                  'port': 443}],
+                                       'recent_knock_baseline': baseline, 'recent_knock_management_networks': networks,
+                                       'recent_knock_management_ports': [22, 2022]})
+    if refused:
+        refused_before_any_connection(proc, recap)
+        assert "door 'web' has a knock step on a port that the management allowlist" in proc.stdout
+    else:
+        passed_preflight_checks(proc, recap)
+
+
+def test_the_recent_knock_role_refuses_colliding_doors_before_any_change(inventory, tmp_path):
+    play = tmp_path / 'role.yml'
+    play.write_text(json.dumps([{'hosts': HOST, 'gather_facts': False, 'roles': [{
+        'role': 'portknock.knock.recent_knock',
+        'vars': {'recent_knock_doors': [dict(SAFE, backend='iptables'),
+                                        {'name': 'admin', 'sequence': '5003,22,7001', 'port': 2200}]}}]}]))
+    proc = subprocess.run(['ansible-playbook', '-i', inventory, str(play), '--check'], cwd=str(tmp_path), check=False,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, timeout=300,
+                          env=dict(os.environ, ANSIBLE_NOCOLOR='1', ANSIBLE_TIMEOUT='5'))
+    recap = dict((name, dict(unreachable=int(unr), failed=int(failed)))
+                 for name, _ok, _changed, unr, failed in RECAP.findall(proc.stdout))[HOST]
+    refused_before_any_connection(proc, recap)
+    assert "door 'admin' has a knock step on a port that door 'ssh' protects" in proc.stdout, proc.stdout[-3000:]
+    assert not [port for port in ('7001', '5003', '2200') if port in proc.stdout]

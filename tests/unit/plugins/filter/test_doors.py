@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: portknock.knock contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The site door filters: site.yml's preflight refuses doors a port scan opens (issue 11, item 16)."""
+"""The site door filters: site.yml's preflight refuses doors a port scan opens (issue 11, item 16) and doors that collide (item 17)."""
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
@@ -10,7 +10,7 @@ import pytest
 
 from ansible.errors import AnsibleFilterError
 from ansible_collections.portknock.knock.plugins.filter.doors import (
-    door_preflight, knockd_doors, recent_knock_doors)
+    door_collisions, door_preflight, knockd_doors, recent_knock_doors)
 
 SAFE = {'name': 'ssh', 'sequence': [7313, '4187:udp', 9421], 'port': 22}
 MONOTONIC = [[7000, 8000, 9000], '2222,3333,4444', [9000, '8000:udp', 7000], [1600], [7000, 7000, 8000],
@@ -84,3 +84,55 @@ def test_invalid_doors_still_get_their_own_error():
         door_preflight([dict(SAFE, colour='red')])
     with pytest.raises(AnsibleFilterError, match='70000'):
         door_preflight([dict(SAFE, port=70000)])
+
+
+# --- doors of one host that collide (issue 11, item 17) ---------------------------------------
+
+ADMIN_ON_SSH = {'name': 'admin', 'sequence': [22, 7001, 5003], 'port': 2200}
+
+
+def test_preflight_refuses_a_knock_step_on_another_doors_port_naming_both():
+    with pytest.raises(AnsibleFilterError) as err:
+        door_preflight([SAFE, ADMIN_ON_SSH])
+    text = str(err.value)
+    assert "door 'admin'" in text and "door 'ssh'" in text and 'nothing was changed' in text
+    assert not [port for port in ('22', '7001', '5003', '2200') if port in text]
+    # allow_monotonic is no way around a collision
+    with pytest.raises(AnsibleFilterError, match="door 'ssh'"):
+        door_preflight([SAFE, dict(ADMIN_ON_SSH, allow_monotonic=True)], True)
+
+
+def test_preflight_refuses_a_knock_step_on_a_port_the_host_keeps_open():
+    web = {'name': 'web', 'sequence': [8243, 22, 9127], 'port': 443}
+    with pytest.raises(AnsibleFilterError, match="door 'web' .*the ssh port"):
+        door_preflight([web], False, {'the ssh port': [22]})
+    with pytest.raises(AnsibleFilterError, match="door 'web' .*the allowlist"):
+        door_preflight([web], False, {'the allowlist': ['22'], 'the ssh port': [2022]})
+    assert door_preflight([web], False, {'the ssh port': [2022], 'the allowlist': []}) == []
+
+
+def test_both_errors_are_reported_at_once():
+    with pytest.raises(AnsibleFilterError) as err:
+        door_preflight([SAFE, ADMIN_ON_SSH, {'name': 'up', 'sequence': [7000, 8000, 9000], 'port': 80}])
+    assert "door 'up'" in str(err.value) and "door 'admin'" in str(err.value)
+
+
+def test_role_doors_extra_keys_and_absent_doors():
+    role_doors = [dict(SAFE, backend='nftables', set_size=100),
+                  dict(ADMIN_ON_SSH, backend='iptables'),
+                  {'name': 'old', 'state': 'absent'},
+                  {'name': 'gone', 'sequence': [22, 5001, 5003], 'port': 80, 'state': 'absent'}]
+    messages = door_collisions(role_doors)
+    assert len(messages) == 1 and "door 'admin'" in messages[0] and "door 'ssh'" in messages[0]
+    assert door_collisions(role_doors[:1] + role_doors[2:]) == []
+
+
+def test_collision_filter_errors():
+    with pytest.raises(AnsibleFilterError, match='open_ports must be a dict'):
+        door_collisions([SAFE], [22])
+    with pytest.raises(AnsibleFilterError, match='open_ports: .*70000'):
+        door_collisions([SAFE], {'x': [70000]})
+    with pytest.raises(AnsibleFilterError, match='must be a dict'):
+        door_collisions(['ssh'])
+    with pytest.raises(AnsibleFilterError, match="door 'bad'"):
+        door_collisions([{'name': 'bad', 'sequence': [1, 3, 2]}])

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: portknock.knock contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The door model's checks: sequences a port scan opens (issue 11, item 16)."""
+"""The door model's checks: sequences a port scan opens (issue 11, item 16), doors that collide (item 17)."""
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
@@ -12,8 +12,8 @@ import random
 import pytest
 
 from ansible_collections.portknock.knock.plugins.module_utils.door import (
-    make_door, sequence_order, sequence_warning, sequence_warnings_for)
-from ansible_collections.portknock.knock.plugins.module_utils.sequence import parse_sequence
+    door_collisions, make_door, sequence_order, sequence_warning, sequence_warnings_for)
+from ansible_collections.portknock.knock.plugins.module_utils.sequence import KnockValueError, parse_sequence
 
 
 def door(sequence, name='d', port=22):
@@ -95,3 +95,78 @@ def test_warnings_for_a_sequence_that_does_not_parse_are_none():
     # the module reports the bad value itself; the warning helper never raises
     for bad in (None, '', [], 'x,y', [0], [70000], {'port': 1}, 3.5, [None]):
         assert sequence_warnings_for('d', bad) == []
+
+
+# --- doors of one host that collide (issue 11, item 17) ---------------------------------------
+
+SSH = dict(name='ssh', sequence=[7313, '4187:udp', 9421], port=22)
+
+
+def doors(*specs):
+    return [make_door(**spec) for spec in specs]
+
+
+def masked(messages, *ports):
+    text = ' '.join(messages)
+    return not [port for port in ports if str(port) in text]
+
+
+@pytest.mark.parametrize('sequence', [[22, 7001, 5003], [7001, 22, 5003], [7001, 5003, 22], ['22:tcp', 5003, 7001],
+                                      [{'port': 22}, 7001, 5003], '7001 22 5003', [22, 7001, 22]])
+def test_a_knock_step_on_another_doors_protected_port_collides(sequence):
+    messages = door_collisions(doors(SSH, dict(name='admin', sequence=sequence, port=2200)))
+    assert len(messages) == 1
+    assert "door 'admin'" in messages[0] and "door 'ssh'" in messages[0]
+    assert masked(messages, 22, 7001, 5003, 2200)
+
+
+def test_every_protected_port_of_a_door_counts_and_both_directions_are_reported():
+    a = dict(name='a', sequence=[8080, 7001, 5003], port=[2200, 443])
+    b = dict(name='b', sequence=[5111, 443, 6222], port=[8080, 8443])
+    messages = door_collisions(doors(a, b))
+    assert len(messages) == 2
+    assert "door 'a'" in messages[0] and "door 'b'" in messages[0]
+    assert "door 'b'" in messages[1] and "door 'a'" in messages[1]
+    assert masked(messages, 8080, 443, 8443, 2200)
+
+
+def test_protocols_must_match():
+    # a UDP knock on 53 does not collide with a TCP door on 53, a TCP knock on a UDP door's port does not either
+    assert door_collisions(doors(dict(name='dns', sequence=[7313, 4187, 9421], port=53),
+                                 dict(name='b', sequence=['53:udp', 7001, 5003], port=2200))) == []
+    assert door_collisions(doors(dict(name='vpn', sequence=[7313, 4187, 9421], port=1194, protocol='udp'),
+                                 dict(name='b', sequence=[1194, 7001, 5003], port=2200))) == []
+    assert len(door_collisions(doors(dict(name='vpn', sequence=[7313, 4187, 9421], port=1194, protocol='udp'),
+                                     dict(name='b', sequence=['1194:udp', 7001, 5003], port=2200)))) == 1
+
+
+def test_doors_that_do_not_collide():
+    assert door_collisions(doors(SSH, dict(name='web', sequence=[8243, 7311, 9127], port=[80, 443]))) == []
+    assert door_collisions(doors(SSH)) == []
+    assert door_collisions([]) == []
+    # sharing a protected port is documented (the first jump decides), not a knock collision
+    assert door_collisions(doors(SSH, dict(name='ssh2', sequence=[8243, 7311, 9127], port=22))) == []
+
+
+@pytest.mark.parametrize('opened', [[22], ['22'], ['22:tcp'], [2022, 22], 22])
+def test_a_knock_step_on_a_port_the_host_keeps_open_collides(opened):
+    web = dict(name='web', sequence=[8243, 22, 9127], port=443)
+    messages = door_collisions(doors(web), {'the management allowlist': opened})
+    assert len(messages) == 1 and "door 'web'" in messages[0] and 'the management allowlist' in messages[0]
+    assert masked(messages, 22, 8243, 9127, 2022)
+    assert door_collisions(doors(web), {'the management allowlist': ['22:udp', 2022]}) == []
+    assert door_collisions(doors(web), {'the management allowlist': []}) == []
+
+
+def test_several_sources_of_open_ports_are_each_named():
+    web = dict(name='web', sequence=[8243, 22, 9127], port=443)
+    messages = door_collisions(doors(SSH, web), {'the ssh port': [22], 'the allowlist': [9127]})
+    assert len(messages) == 3
+    assert any("door 'ssh'" in m for m in messages)
+    assert any('the ssh port' in m for m in messages) and any('the allowlist' in m for m in messages)
+
+
+@pytest.mark.parametrize('bad', [[70000], ['x'], [None], [True]])
+def test_a_bad_open_port_is_the_projects_error(bad):
+    with pytest.raises(KnockValueError):
+        door_collisions(doors(SSH), {'the allowlist': bad})
