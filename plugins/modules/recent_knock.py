@@ -130,11 +130,14 @@ options:
     description:
       - "Safe apply, handled by the action plugin: when greater than 0 (and not in check mode), the
         whole firewall is saved and a watchdog armed on the host with M(portknock.knock.firewall_guard)
-        (guard name C(recent_knock)), the door is applied, the connection is reset so the controller
+        (guard name C(recent_knock-<name>)), the door is applied, the connection is reset so the controller
         must open a NEW connection (with the C(portknock.knock.ssh) connection plugin: knock again),
         and the guard is confirmed through it. If the controller cannot get back in within
         O(rollback_timeout) seconds, the task fails saying so and the host restores its previous
         firewall by itself."
+      - "If the module fails after changing part of the door (one address family or one backend
+        committed, or the rules read back differently), it reports C(changed) and the previous
+        firewall is restored at once; the failure says what was changed and what was restored."
       - Leave room for a reconnection (ssh C(ConnectTimeout), 10 s by default, and the knock).
       - V(0) applies the door without a way back.
     type: int
@@ -165,6 +168,10 @@ notes:
   - Give each door its own protected ports. Two doors protecting the same port do not add up into
     "either sequence opens". With nftables both tables must let the packet through (both sequences
     needed), with iptables the door whose jump comes first decides.
+  - "Never use another door's protected port (or a port the host keeps open, such as ssh or a
+    management allowlist) as a knock step: the knock rule drops new connections to it. One module call
+    sees only its own door, so it cannot check this; the recent_knock role and site.yml refuse such
+    doors (filter P(portknock.knock.door_collisions#filter)) before anything changes."
   - The jump to the door is inserted at the top of C(INPUT) when missing; its position is not enforced
     afterwards (several doors each insert their own jump), only that it exists exactly once.
 attributes:
@@ -289,6 +296,25 @@ def dports(lines):
     return found
 
 
+def changed_parts(backend, door, before):
+    """The parts of the door (families, table) whose live rules differ from ``before``; None if unreadable."""
+    try:
+        now = backend.live(door)
+    except BackendError:
+        return None
+    return sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
+
+
+def changed_note(committed, backend, parts):
+    """What a failed run had changed already (empty when nothing)."""
+    notes = ['the %s rules of the door were changed' % name for name in committed]
+    if backend is not None and parts is None:
+        notes.append('the %s rules could not be read back: treat them as changed' % backend.name)
+    elif parts:
+        notes.append('its %s rules (%s) were changed before this failure' % (backend.name, ', '.join(parts)))
+    return ('; the firewall WAS changed: %s' % '; '.join(notes)) if notes else '; nothing was changed'
+
+
 def door_for_removal(name):
     """Only the name matters to remove a door."""
     return Door(name=parse_name(name), sequence=(), step_timeout=1, open_window=1, ports=(),
@@ -344,6 +370,7 @@ def main():
             return IptablesBackend(run, which)
         return NftablesBackend(run, which, p['set_size'], p['integrate_input_chain'])
 
+    committed = []      # backends whose live rules this run changed
     result = dict(changed=False, backend=backend_name, rules={}, chains=list(recent_rules.owned_chains(door)),
                   table='%s %s' % (nft_rules.TABLE_FAMILY, nft_rules.table_name(door)),
                   xt_recent_ip_list_tot=read_ip_list_tot())
@@ -374,15 +401,27 @@ def main():
             before_text.append(backend.as_text(live))
             after_text.append(backend.as_text(wanted))
             if not module.check_mode:
-                backend.apply(door, present, live)
+                try:
+                    backend.apply(door, present, live)
+                except BackendError as exc:
+                    # a change that went part of the way is a change: say so (the guard restores it)
+                    parts = changed_parts(backend, door, live)
+                    result['changed'] = bool(committed or parts or parts is None)
+                    module.fail_json(msg=str(exc) + changed_note(committed, backend, parts), **result)
                 now = backend.live(door)
+                if now != live:
+                    committed.append(backend.name)
                 if now != wanted:
-                    module.fail_json(msg='the %s door %s was applied but reads back differently; live rules:\n%s'
-                                     % (backend.name, door.name, backend.as_text(now)), **result)
+                    result['changed'] = bool(committed)
+                    module.fail_json(msg='the %s door %s was applied but reads back differently; live rules:\n%s%s'
+                                     % (backend.name, door.name, backend.as_text(now),
+                                        changed_note(committed, None, None)), **result)
         if result['changed'] and module._diff:
             result['diff'] = dict(before=''.join(before_text), after=''.join(after_text))
     except BackendError as exc:
-        module.fail_json(msg=str(exc), **result)
+        if not module.check_mode:
+            result['changed'] = bool(committed)
+        module.fail_json(msg=str(exc) + changed_note(committed, None, None), **result)
     module.exit_json(**result)
 
 
