@@ -13,18 +13,19 @@ reuse=--reuse; [ "${1:-}" = --fresh ] && { reuse=; shift; }
 hosts=${PKLAB_SITE_HOSTS:-6}
 t0=$SECONDS
 python lab/pklab.py up --lab site -n $((hosts + 1)) $reuse >/dev/null
-fleet=.lab/labs/site/fleet.yml
-python tools/site_fleet.py .lab/labs/site/hosts.json "$fleet" --probe
+labdir=${PKLAB_STATE:-$REPO/.lab}/labs/site
+fleet=$labdir/fleet.yml
+python tools/site_fleet.py "$labdir/hosts.json" "$fleet" --probe
 export ANSIBLE_FORKS=${ANSIBLE_FORKS:-10}
 ansible-playbook -i inventory/ -i "$fleet" site.yml "$@"
 rollout=$((SECONDS - t0))
 case " $* " in *" --check "*|*" -C "*) exit 0 ;; esac
 t1=$SECONDS
-reports=.lab/labs/site/audit
+reports=$labdir/audit
 rm -rf "$reports"
 rc=0
 ANSIBLE_DISPLAY_SKIPPED_HOSTS=false ansible-playbook -i inventory/ -i "$fleet" portknock.knock.audit \
-  -e audit_report_dir="$REPO/$reports" || rc=$?
+  -e audit_report_dir="$reports" || rc=$?
 echo
 echo "site.sh: rollout $rollout s, audit $((SECONDS - t1)) s; reports: $reports/audit.json, $reports/audit.junit.xml"
 [ -f "$reports/audit.json" ] && PYTHONPATH="$ANSIBLE_COLLECTIONS_PATH" python - "$reports/audit.json" <<'PY'
