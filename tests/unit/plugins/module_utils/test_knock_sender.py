@@ -56,11 +56,11 @@ def sent(monkeypatch):
 
 def test_send_knocks_in_order_with_delay_between_only(sent):
     sleeps = []
-    steps = ks.send_knocks('198.51.100.7', '7000,8000:udp,9000', delay_ms=25, family=4, source='198.51.100.1',
+    steps = ks.send_knocks('198.51.100.7', '7000,9000:udp,8000', delay_ms=25, family=4, source='198.51.100.1',
                            sleep=sleeps.append)
-    assert steps == [Step(7000, 'tcp'), Step(8000, 'udp'), Step(9000, 'tcp')]
-    assert [(item[0], item[2]) for item in sent] == [('tcp', ('198.51.100.7', 7000)), ('udp', ('198.51.100.7', 8000)),
-                                                     ('tcp', ('198.51.100.7', 9000))]
+    assert steps == [Step(7000, 'tcp'), Step(9000, 'udp'), Step(8000, 'tcp')]
+    assert [(item[0], item[2]) for item in sent] == [('tcp', ('198.51.100.7', 7000)), ('udp', ('198.51.100.7', 9000)),
+                                                     ('tcp', ('198.51.100.7', 8000))]
     assert all(item[3] == '198.51.100.1' for item in sent)
     assert sleeps == [0.025, 0.025]
 

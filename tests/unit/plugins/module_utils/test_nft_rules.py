@@ -34,7 +34,7 @@ def test_seed_recipe_table():
 
 
 def test_sets_have_step_and_open_timeouts_and_size():
-    door = make_door('d', [7000, 8000], 22, step_timeout=3, open_window=120, ip_version='ipv4')
+    door = make_door('d', [7000, 9000, 8000], 22, step_timeout=3, open_window=120, ip_version='ipv4')
     text = nr.table_text(door, set_size=4096)
     assert text.startswith('table inet portknock_d {\n\tset step1_v4 {\n\t\ttype ipv4_addr\n\t\tsize 4096\n'
                            '\t\tflags dynamic,timeout\n\t\ttimeout 3s\n\t}\n\n\tset step2_v4 {')

@@ -50,22 +50,22 @@ def test_ipv6_rules_use_ipv6_lists_and_mask():
 
 
 def test_chained_steps_advance_from_previous_list():
-    door = make_door('d', [7000, '8000:udp', 9000], [22, 2222], step_timeout=3, open_window=9)
+    door = make_door('d', [7000, '9000:udp', 8000], [22, 2222], step_timeout=3, open_window=9)
     rules = rr.chain_rules(door, 'ipv4')
-    advance = ('-A PK-d -p udp -m udp --dport 8000 -m conntrack --ctstate NEW '
+    advance = ('-A PK-d -p udp -m udp --dport 9000 -m conntrack --ctstate NEW '
                '-m recent --rcheck --seconds 3 --name PK_d_1 %s -m recent --remove --name PK_d_1 %s '
                '-m recent --set --name PK_d_2 %s -j DROP' % (M4, M4, M4))
     assert advance in rules
     # both protected ports open on the LAST list with the open window
     assert sum('--rcheck --seconds 9 --name PK_d_3' in r and '-j ACCEPT' in r for r in rules) == 2
     # a knock that does not advance resets, and only step 1's port restarts
-    assert '-A PK-d -p udp -m udp --dport 8000 -m conntrack --ctstate NEW -j PK-d-R' in rules
-    assert '-A PK-d -p tcp -m tcp --dport 9000 %s -j DROP' % SYN in rules
+    assert '-A PK-d -p udp -m udp --dport 9000 -m conntrack --ctstate NEW -j PK-d-R' in rules
+    assert '-A PK-d -p tcp -m tcp --dport 8000 %s -j DROP' % SYN in rules
     assert rules[-3:] == ['-A PK-d-R -m recent --remove --name PK_d_%d %s' % (k, M4) for k in (1, 2, 3)]
 
 
 def test_protected_ports_come_first_and_only_new_packets_are_decided():
-    door = make_door('d', [7000, 8000], [22, 2222])
+    door = make_door('d', [7000, 9000, 8000], [22, 2222])
     rules = rr.chain_rules(door, 'ipv4')
     assert [r for r in rules[:4] if '--dport 22 ' in r or '--dport 2222 ' in r] == rules[:4]
     assert all('--ctstate NEW' in rule for rule in rules if rule.startswith('-A PK-d '))
@@ -73,7 +73,7 @@ def test_protected_ports_come_first_and_only_new_packets_are_decided():
 
 
 def test_repeated_port_checks_later_steps_first():
-    door = make_door('r', [7000, 8000, 7000], 22)
+    door = make_door('r', [7000, 9000, 7000], 22)
     rules = [r for r in rr.chain_rules(door, 'ipv4') if '--dport 7000' in r]
     assert '--set --name PK_r_3' in rules[0]           # from list 2 to list 3 first
     assert '--rcheck --seconds 10 --name PK_r_1' in rules[1] and '-j DROP' in rules[1]   # retransmit of step 1
@@ -158,7 +158,7 @@ def test_removal_script():
 
 @pytest.mark.parametrize('family', ['ipv4', 'ipv6'])
 def test_rules_round_trip_through_live_state(family):
-    door = make_door('rt', '7000,8000:udp,7000', [22, 80], ip_version='both')
+    door = make_door('rt', '7000,9000:udp,7000', [22, 80], ip_version='both')
     wanted = rr.wanted_state(door, family)
     save = '*filter\n:INPUT ACCEPT [0:0]\n:PK-rt - [0:0]\n:PK-rt-R - [0:0]\n' + '\n'.join(
         line for line in wanted if line.startswith('-A')) + '\nCOMMIT\n'
