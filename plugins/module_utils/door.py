@@ -15,8 +15,8 @@ __metaclass__ = type
 import collections
 import re
 
-from .sequence import (KnockValueError, parse_sequence, parse_ports, parse_protocol,
-                       parse_timeout, parse_tcpflags)
+from .sequence import (KnockValueError, as_text, parse_sequence, parse_ports, parse_protocol,
+                       parse_timeout, parse_tcpflags, show)
 
 IP_VERSIONS = ('ipv4', 'ipv6', 'both')
 # iptables chain names are at most 28 characters; the longest chain we build
@@ -43,18 +43,20 @@ Door = collections.namedtuple('Door', [
 
 
 def parse_name(value):
-    name = str(value if value is not None else '')
-    if not NAME_RE.match(name):
-        raise KnockValueError('door name %r must start with a letter or digit and contain only letters, digits and _' % (value,))
+    name = as_text(value) if isinstance(value, (str, int)) and not isinstance(value, bool) else None
+    if name is None or not NAME_RE.match(name):
+        raise KnockValueError('door name %s must start with a letter or digit and contain only letters, digits and _'
+                              % show(value))
     if len(name) > MAX_NAME_LENGTH:
-        raise KnockValueError('door name %r is too long for a chain name (%d > %d characters)' % (value, len(name), MAX_NAME_LENGTH))
+        raise KnockValueError('door name %s is too long for a chain name (%d > %d characters)'
+                              % (show(value), len(name), MAX_NAME_LENGTH))
     return name
 
 
 def parse_ip_version(value):
-    text = str(value).strip().lower()
+    text = value.strip().lower() if isinstance(value, str) else None
     if text not in IP_VERSIONS:
-        raise KnockValueError('ip_version %r is not one of %s' % (value, ', '.join(IP_VERSIONS)))
+        raise KnockValueError('ip_version %s is not one of %s' % (show(value), ', '.join(IP_VERSIONS)))
     return text
 
 
@@ -82,10 +84,12 @@ def make_door(name, sequence, port, step_timeout=DEFAULT_STEP_TIMEOUT, open_wind
 def door_from_dict(data):
     """Build a Door from a role/site.yml dictionary (the same keys as the module)."""
     known = ('name', 'sequence', 'port', 'step_timeout', 'open_window', 'protocol', 'ip_version', 'tcpflags')
+    if not isinstance(data, dict):
+        raise KnockValueError('a door must be a dict, not %s' % type(data).__name__)
     kwargs = dict((key, data[key]) for key in known if data.get(key) is not None)
     missing = [key for key in ('name', 'sequence', 'port') if key not in kwargs]
     if missing:
-        raise KnockValueError('door %r is missing %s' % (data.get('name'), ', '.join(missing)))
+        raise KnockValueError('door %s is missing %s' % (show(data.get('name')), ', '.join(missing)))
     return make_door(**kwargs)
 
 

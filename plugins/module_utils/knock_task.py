@@ -12,9 +12,10 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from .knock_sender import KnockSendError, knock
-from .sequence import KnockValueError, format_sequence, parse_sequence
+from .sequence import KnockValueError, format_sequence, parse_sequence, show
 
 DEFAULT_DELAY_MS = 50
+MAX_DELAY_MS = 60000     # a minute between knocks is longer than any door waits
 IP_VERSIONS = ('any', 'ipv4', 'ipv6')
 
 ARGUMENT_SPEC = dict(
@@ -40,8 +41,8 @@ def run_knock_task(params, check_mode=False):
     delay = params.get('delay')
     if delay is None:
         delay = DEFAULT_DELAY_MS
-    if delay < 0:
-        raise KnockTaskError('delay %r must be 0 or more milliseconds' % delay)
+    if isinstance(delay, bool) or not isinstance(delay, int) or not 0 <= delay <= MAX_DELAY_MS:
+        raise KnockTaskError('delay %s must be 0 to %d milliseconds' % (show(delay), MAX_DELAY_MS))
     family = params.get('ip_version') or 'any'
     result = dict(changed=False, host=params['host'], knocks=len(steps),
                   protocols=sorted(set(step.protocol for step in steps)))

@@ -52,8 +52,8 @@ import collections
 import re
 
 from .door import DEFAULT_CMD_TIMEOUT, DEFAULT_SEQ_TIMEOUT
-from .sequence import (KnockValueError, format_sequence, format_tcpflags, parse_sequence,
-                       parse_tcpflags, parse_timeout)
+from .sequence import (KnockValueError, as_text, format_sequence, format_tcpflags, parse_sequence,
+                       parse_tcpflags, parse_timeout, show)
 
 OPTIONS_SECTION = 'options'
 SEQ_MAX = 32                      # knockd: maximum number of ports in a knock sequence
@@ -289,7 +289,7 @@ class KnockdConf(object):
         _check_stanza_name(name)
         unknown = set(values) - set(STANZA_KEYS)
         if unknown:
-            raise KnockValueError('unknown knockd directive(s): %s' % ', '.join(sorted(unknown)))
+            raise KnockValueError('unknown knockd directive(s): %s' % ', '.join(sorted(show(key) for key in unknown)))
         formatted = dict((key, None if value is None else format_value(key, value))
                          for key, value in values.items())
         section = self._find(name)
@@ -340,7 +340,7 @@ class KnockdConf(object):
         """
         unknown = set(values) - set(OPTION_KEYS)
         if unknown:
-            raise KnockValueError('unknown knockd option(s): %s' % ', '.join(sorted(unknown)))
+            raise KnockValueError('unknown knockd option(s): %s' % ', '.join(sorted(show(key) for key in unknown)))
         formatted = {}
         for key, value in values.items():
             if key == 'use_syslog':
@@ -379,20 +379,23 @@ def _same(canon, old, new):
 
 
 def _check_stanza_name(name):
-    text = str(name)
+    text = as_text(name) if isinstance(name, (str, int)) and not isinstance(name, bool) else None
     if (not text or text != text.strip(_WS) or text == OPTIONS_SECTION or len(text) > 127
             or re.search(r'[\[\]\r\n\x00]', text)):
-        raise KnockValueError('stanza name %r is not valid (non-empty, at most 127 characters, '
-                              'no brackets, no surrounding space, not "options")' % (name,))
+        raise KnockValueError('stanza name %s is not valid (non-empty, at most 127 characters, '
+                              'no brackets, no surrounding space, not "options")' % show(name, 140))
     return text
 
 
 def _format_text(what, value):
-    text = str(value).strip(_WS)
+    text = as_text(value) if isinstance(value, (str, int, float)) and not isinstance(value, bool) else None
+    if text is None:
+        raise KnockValueError('%s %s is not a text' % (what, show(value)))
+    text = text.strip(_WS)
     if not text:
-        raise KnockValueError('%s %r is empty' % (what, value))
+        raise KnockValueError('%s %s is empty' % (what, show(value)))
     if re.search(r'[\r\n\x00]', text):
-        raise KnockValueError('%s %r contains a line break' % (what, value))
+        raise KnockValueError('%s %s contains a line break' % (what, show(value)))
     return text
 
 
@@ -400,20 +403,21 @@ def _conf_sequence(value, what):
     """A knockd ``Sequence`` value (or a list) as a tuple of Steps, split like knockd does."""
     if isinstance(value, (list, tuple)):
         items = list(value)
+    elif isinstance(value, str):
+        items = value.split(',')
+        if not value.strip(_WS):
+            raise KnockValueError('%s: knock sequence is empty' % what)
     else:
-        items = str(value).split(',')
-        if not str(value).strip(_WS):
-            raise KnockValueError('%s %r: knock sequence is empty' % (what, value))
-    steps = parse_sequence(items)
-    if len(steps) > SEQ_MAX:
-        raise KnockValueError('%s %r has more than %d steps' % (what, value, SEQ_MAX))
-    return steps
+        items = value   # parse_sequence says what it accepts
+    if isinstance(items, list) and len(items) > SEQ_MAX:   # the sequence is a secret: not quoted
+        raise KnockValueError('%s has more than %d steps (%d)' % (what, SEQ_MAX, len(items)))
+    return parse_sequence(items)
 
 
 def _conf_tcpflags(value, what):
-    if not isinstance(value, (list, tuple)):
+    if isinstance(value, str):
         # knockd splits on ',' without trimming: " ack" or an empty item is rejected
-        for item in str(value).split(','):
+        for item in value.split(','):
             if not item or item != item.strip(_WS):
                 raise KnockValueError('TCP flag %r in %s %r is not one of fin, syn, rst, psh, ack, urg'
                                       % (item, what, value))
@@ -454,9 +458,11 @@ def render_line(key, value, indent='    ', separator=' = ', newline='\n', spelli
 def parse(text, validate=True):
     """Parse knockd.conf ``text``; with ``validate`` raise KnockdConfError like knockd would.
 
-    With ``validate=False`` only the structure is read (never raises), for
+    With ``validate=False`` only the structure is read (never raises on text), for
     round-trip use of any text.
     """
+    if not isinstance(text, str):
+        raise KnockdConfError('a knockd.conf must be text, not %s' % type(text).__name__)
     preamble, sections = [], []
     current = None
     for lineno, raw in enumerate(_LINE_RE.findall(text), 1):
@@ -480,7 +486,9 @@ def _validate(conf):
     for line in conf.preamble:
         position += 1
         if line.kind != 'comment':
-            raise KnockdConfError('all directives must belong to a section: %r' % line.text.strip(_WS),
+            # the key only: the line may hold a knock sequence
+            raise KnockdConfError('all directives must belong to a section: %s'
+                                  % show(line.key if line.kind == 'directive' else line.text.strip(_WS)),
                                   position)
     for section in conf.sections:
         position += 1
@@ -526,12 +534,16 @@ def secret_ports(conf):
     a port 1-65535, in any spelling (``017313`` gives ``17313``), is listed.
     """
     ports = set()
+    lines = list(conf.preamble)
     for section in conf.sections:
-        if section.name == OPTIONS_SECTION:
-            continue
-        for line in section.lines:
-            if line.kind == 'directive' and line.canon == 'sequence':
-                ports.update(value_ports(line.value))
+        if section.name != OPTIONS_SECTION:
+            lines.extend(section.lines)
+    for line in lines:
+        if line.kind == 'directive' and line.canon == 'sequence':
+            ports.update(value_ports(line.value))
+        elif line.kind == 'flag' and line.canon is None:
+            # not a directive: maybe a sequence broken onto its own line, quoted by the error
+            ports.update(value_ports(line.key))
     return ports
 
 
