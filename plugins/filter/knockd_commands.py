@@ -20,6 +20,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import ipaddress
+import re
 
 from ansible.errors import AnsibleFilterError
 from ansible.module_utils.common.text.converters import to_text
@@ -87,6 +88,39 @@ def _validated(door):
         _fail(door, exc)
 
 
+# a path that is one word in a shell command: no space, quote, ;, $, newline ... (knockd runs
+# its commands through /bin/sh, and the chain script does not quote it either)
+_BINARY_RE = re.compile(r'[A-Za-z0-9._+/][A-Za-z0-9._+/-]*\Z')
+
+
+def check_binary(path, what):
+    """``path`` if it is a path of safe characters (not starting with -), else AnsibleFilterError naming it."""
+    if not isinstance(path, str) or not _BINARY_RE.match(path) or '/-' in path:
+        raise AnsibleFilterError("%s %r must be a path of letters, digits and . _ + - / only "
+                                 "(it is used unquoted in shell commands)" % (what, path))
+    return path
+
+
+def management_networks(networks, what='recent_knock_management_networks'):
+    """Validate a list of addresses/CIDRs (IPv4, IPv6) and return them as given.
+
+    Raises AnsibleFilterError naming the first value that is not one address or network
+    (a newline, a space or ``-j ACCEPT`` would otherwise reach the rule syntax).
+    """
+    if networks is None:
+        return []
+    if not isinstance(networks, (list, tuple)):
+        raise AnsibleFilterError('%s must be a list of addresses or networks, not %s' % (what, type(networks).__name__))
+    for net in networks:
+        if not isinstance(net, str) or net != net.strip():
+            raise AnsibleFilterError('%s: %r is not an address or network' % (what, net))
+        try:
+            ipaddress.ip_network(net, strict=False)
+        except ValueError as exc:
+            raise AnsibleFilterError('%s: %r is not an address or network (%s)' % (what, net, to_text(exc)))
+    return list(networks)
+
+
 def _port_match(model):
     return ['-p', model.protocol, '-m', 'multiport', '--dports', ','.join(str(p) for p in model.ports)]
 
@@ -111,6 +145,8 @@ def _commands(model, firewall, binaries):
 def knockd_stanza_params(door, firewall=True, iptables='/usr/sbin/iptables', ip6tables='/usr/sbin/ip6tables'):
     """Parameters of the knockd_stanza module for one role door."""
     _check_keys(door)
+    check_binary(iptables, 'knockd_iptables')
+    check_binary(ip6tables, 'knockd_ip6tables')
     name = door.get('name')
     if not _present(door):
         return {'name': name, 'state': 'absent'}
@@ -150,7 +186,8 @@ def knockd_firewall_chains(doors, firewall=True, always_allow=None, iptables='/u
     ``state: absent`` doors are returned with ``state: absent`` (their chains are removed);
     doors with ``firewall: false`` or without a protected port are left out.
     """
-    binaries = {'ipv4': iptables, 'ipv6': ip6tables}
+    binaries = {'ipv4': check_binary(iptables, 'knockd_iptables'), 'ipv6': check_binary(ip6tables, 'knockd_ip6tables')}
+    management_networks(always_allow, 'knockd_always_allow')
     chains = []
     for door in doors or []:
         _check_keys(door)
@@ -185,4 +222,5 @@ class FilterModule(object):
         return {
             'knockd_stanza_params': knockd_stanza_params,
             'knockd_firewall_chains': knockd_firewall_chains,
+            'management_networks': management_networks,
         }
