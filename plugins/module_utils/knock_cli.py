@@ -9,8 +9,9 @@
 In proxy mode (``ssh -o ProxyCommand='knock --proxy %h %p 7311,9127:udp,8243' host``)
 the host is resolved once, knocked, and the SAME address is connected to; the
 connection is then relayed between stdin/stdout and the socket.  When no
-sequence is given on the command line it is read from the environment
-variable PORTKNOCK_SEQUENCE (keeps it out of ``ps`` and of ssh -v logs).
+sequence is given on the command line it is read from ``--sequence-file FILE``
+(a file only its owner can read) or from the environment variable
+PORTKNOCK_SEQUENCE: both keep it out of ``ps`` and of ssh -v logs.
 All sending goes through knock_sender.
 """
 
@@ -64,6 +65,8 @@ def build_parser():
     parser.add_argument('--fdpass', action='store_true',
                         help='proxy mode for ssh -o ProxyUseFdpass=yes: hand the connected socket to ssh '
                              'and exit instead of relaying (no process in the data path)')
+    parser.add_argument('--sequence-file', metavar='FILE',
+                        help='read the knock sequence from FILE (mode 0600 or stricter) instead of the command line')
     parser.add_argument('--connect-timeout', type=float, default=DEFAULT_CONNECT_TIMEOUT, metavar='SECONDS',
                         help='proxy mode: keep trying to connect for this long after knocking (default %(default)s)')
     parser.add_argument('host', help='host name or address')
@@ -86,10 +89,17 @@ def parse_args(argv=None):
             args.port = parse_port(items.pop(0), 'proxy port')
         except KnockValueError as exc:
             parser.error(str(exc))
-        if not items and os.environ.get(SEQUENCE_ENV):
+        if not items and not args.sequence_file and os.environ.get(SEQUENCE_ENV):
             items = [os.environ[SEQUENCE_ENV]]
     elif args.knock_host:
         parser.error('--knock-host only makes sense with --proxy')
+    if args.sequence_file:
+        if items:
+            parser.error('give the knock sequence on the command line or in --sequence-file, not both')
+        try:
+            items = [read_sequence_file(args.sequence_file)]
+        except KnockValueError as exc:
+            parser.error(str(exc))
     if not items:
         parser.error('no knock sequence given' + (' (nor in $%s)' % SEQUENCE_ENV if args.proxy else ''))
     if args.delay < 0:
@@ -101,6 +111,25 @@ def parse_args(argv=None):
     except KnockValueError as exc:
         parser.error(str(exc))
     return args
+
+
+def read_sequence_file(path):
+    """The text of a sequence file; refused when group or others may read or write it (as ssh keys)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            mode = os.fstat(fd).st_mode
+            with os.fdopen(os.dup(fd), 'rb') as handle:
+                data = handle.read(65536)
+        finally:
+            os.close(fd)
+    except (IOError, OSError) as exc:
+        raise KnockValueError('--sequence-file %s: %s' % (path, exc.strerror or exc))
+    if mode & 0o077:
+        raise KnockValueError('--sequence-file %s is accessible by others (mode %04o): chmod 600 it'
+                              % (path, mode & 0o7777))
+    lines = [line.split('#', 1)[0] for line in data.decode('utf-8', 'replace').splitlines()]
+    return ' '.join(line for line in lines if line.strip())
 
 
 def _say(args, text):
