@@ -6,7 +6,7 @@
     knock [-u] [-d MS] [-4|-6] [-v] [-s SOURCE] HOST PORT[:PROTO]...
     knock --proxy [-d MS] [-4|-6] [--knock-host H] [--connect-timeout S] HOST PORT [SEQUENCE...]
 
-In proxy mode (``ssh -o ProxyCommand='knock --proxy %h %p 7311,9127:udp,8243' host``)
+In proxy mode (``ssh -o ProxyCommand='knock --proxy --sequence-file FILE %h %p' host``)
 the host is resolved once, knocked, and the SAME address is connected to; the
 connection is then relayed between stdin/stdout and the socket.  When no
 sequence is given on the command line it is read from ``--sequence-file FILE``
