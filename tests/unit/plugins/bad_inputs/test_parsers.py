@@ -22,6 +22,7 @@ from ansible_collections.portknock.knock.plugins.module_utils import knock_task
 from ansible_collections.portknock.knock.plugins.module_utils.door import door_from_dict, make_door
 from ansible_collections.portknock.knock.plugins.module_utils.knockd_conf import (
     KnockdConfError, format_value, parse, semantic)
+from ansible_collections.portknock.knock.plugins.module_utils.knockd_daemon.main import Config, ConfigError
 from ansible_collections.portknock.knock.plugins.module_utils.sequence import (
     KnockValueError, parse_sequence, parse_step, parse_tcpflags, parse_timeout)
 
@@ -153,6 +154,29 @@ def test_knockd_conf_values(tally, key, value):
 @pytest.mark.parametrize('value', [None, b'[d]\nsequence = 1\n', 7313, ['[d]'], {'a': 1}])
 def test_knockd_conf_parse_not_text(tally, value):
     assert attempt(tally, 'knockd_conf.parse', parse, value) == 'error'
+
+
+def _load_config(tally, tmp_path_factory, data):
+    path = os.path.join(str(tmp_path_factory.mktemp('conf')), 'knockd.conf')
+    with open(path, 'wb') as handle:
+        handle.write(data)
+    try:
+        Config(path)
+    except ConfigError as exc:
+        assert str(exc)
+        tally.record('daemon Config (load)', 'error')
+    except Exception:
+        tally.record('daemon Config (load)', 'traceback')
+        raise
+    else:
+        tally.record('daemon Config (load)', 'accepted')
+
+
+@SETTINGS
+@given(conf_texts.map(lambda text: text.encode('utf-8', 'replace')))
+@example(b'[d]\nsequence = 7313\nseq_timeout = ' + b'9' * 5000 + b'\n')
+def test_daemon_config_load(tally, tmp_path_factory, data):
+    _load_config(tally, tmp_path_factory, data)
 
 
 # ---- messages never quote the other steps of a string-form sequence (issue 11, item 2) --------
