@@ -90,6 +90,7 @@ _STANZA_ALIASES = {
 }
 _OPTION_ALIASES = {'LOGFILE': 'log_file', 'PIDFILE': 'pid_file', 'INTERFACE': 'interface'}
 _TIMEOUT_KEYS = ('seq_timeout', 'cmd_timeout')
+MAX_TIMEOUT = 2147483647          # knockd 0.8 keeps timeouts in a C int; the daemon needs a float
 
 Stanza = collections.namedtuple('Stanza', [
     'name', 'sequence', 'one_time_sequences', 'seq_timeout', 'tcpflags', 'start_command',
@@ -424,6 +425,20 @@ def _conf_tcpflags(value, what):
     return parse_tcpflags(value)
 
 
+def _conf_timeout(value, what):
+    """A Seq_Timeout/Cmd_Timeout in seconds, 1..MAX_TIMEOUT (checked before any int() of a huge text)."""
+    if isinstance(value, str):   # other types: parse_timeout names them (str() of a list may fail)
+        text = value.strip(_WS)
+        if len(text) > len(str(MAX_TIMEOUT)) and text.isdigit():
+            raise KnockValueError('%s %r... (%d digits) is greater than %d seconds'
+                                  % (what, text[:12], len(text), MAX_TIMEOUT))
+        value = text
+    seconds = parse_timeout(value, what)
+    if seconds > MAX_TIMEOUT:
+        raise KnockValueError('%s %d is greater than %d seconds' % (what, seconds, MAX_TIMEOUT))
+    return seconds
+
+
 def normalize_value(key, value, what=None):
     """The semantic value of stanza/option ``key`` (for comparisons): validated."""
     what = what or STANZA_KEYS.get(key) or OPTION_KEYS.get(key) or key
@@ -432,7 +447,7 @@ def normalize_value(key, value, what=None):
     if key == 'tcpflags':
         return tuple(sorted(_conf_tcpflags(value, what)))
     if key in _TIMEOUT_KEYS:
-        return parse_timeout(value, what)
+        return _conf_timeout(value, what)
     return _format_text(what, value)
 
 
@@ -443,7 +458,7 @@ def format_value(key, value):
     if key == 'tcpflags':
         return format_tcpflags(_conf_tcpflags(value, 'TCPFlags'))
     if key in _TIMEOUT_KEYS:
-        return str(parse_timeout(value, STANZA_KEYS[key]))
+        return str(_conf_timeout(value, STANZA_KEYS[key]))
     return _format_text(STANZA_KEYS.get(key) or OPTION_KEYS.get(key, key), value)
 
 
@@ -590,11 +605,11 @@ def semantic(conf):
             name=name,
             sequence=_conf_sequence(raw['sequence'], 'Sequence') if raw['sequence'] is not None else (),
             one_time_sequences=raw['one_time_sequences'],
-            seq_timeout=parse_timeout(seq_timeout) if seq_timeout is not None else DEFAULT_SEQ_TIMEOUT,
+            seq_timeout=_conf_timeout(seq_timeout, 'Seq_Timeout') if seq_timeout is not None else DEFAULT_SEQ_TIMEOUT,
             tcpflags=_conf_tcpflags(raw['tcpflags'], 'TCPFlags') if raw['tcpflags'] is not None else (),
             start_command=raw['start_command'],
             start_command_6=raw['start_command_6'],
-            cmd_timeout=parse_timeout(cmd_timeout) if cmd_timeout is not None else DEFAULT_CMD_TIMEOUT,
+            cmd_timeout=_conf_timeout(cmd_timeout, 'Cmd_Timeout') if cmd_timeout is not None else DEFAULT_CMD_TIMEOUT,
             stop_command=raw['stop_command'],
             stop_command_6=raw['stop_command_6'],
             target=raw['target'],

@@ -23,6 +23,23 @@ except ImportError:  # pragma: no cover - not on Linux
 SYSLOG_IDENT = 'knockd'
 
 
+def printable(message):
+    """``message`` without its final newlines, encodable as UTF-8.
+
+    Text read from a knockd.conf that is not UTF-8 holds surrogates (``surrogateescape``,
+    as the modules read it): they are written as ``\\xNN`` instead of failing.
+    """
+    message = message.rstrip('\n')
+    try:
+        message.encode('utf-8')
+        return message
+    except UnicodeError:
+        try:
+            return message.encode('utf-8', 'surrogateescape').decode('utf-8', 'backslashreplace')
+        except UnicodeError:
+            return message.encode('utf-8', 'backslashreplace').decode('utf-8')
+
+
 class KnockdLog:
     def __init__(self, verbose=False, debug=False, stream=None):
         self.verbose = verbose
@@ -44,7 +61,7 @@ class KnockdLog:
         if not path:
             return None
         try:
-            self.logfile = open(path, 'a')
+            self.logfile = open(path, 'a', encoding='utf-8')
         except (IOError, OSError) as error:
             return 'warning: cannot open logfile: %s' % error
         return None
@@ -58,7 +75,7 @@ class KnockdLog:
             self.logfile = None
 
     def logprint(self, message):
-        message = message.rstrip('\n')
+        message = printable(message)
         if self.use_syslog:
             syslog.syslog(syslog.LOG_NOTICE, message)
         if self.logfile is not None:
@@ -71,7 +88,7 @@ class KnockdLog:
 
     def _print(self, message):
         try:
-            self.stream.write(message.rstrip('\n') + '\n')
+            self.stream.write(printable(message) + '\n')
             self.stream.flush()
         except (IOError, OSError, ValueError):
             pass
@@ -95,6 +112,9 @@ class KnockdLog:
 
     def error(self, message):
         """An error: stderr and the log."""
-        sys.stderr.write(message.rstrip('\n') + '\n')
-        sys.stderr.flush()
+        try:
+            sys.stderr.write(printable(message) + '\n')
+            sys.stderr.flush()
+        except (IOError, OSError, ValueError):
+            pass
         self.logprint(message)

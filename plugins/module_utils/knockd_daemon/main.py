@@ -85,14 +85,18 @@ class Config:
     def __init__(self, path):
         self.path = path
         try:
-            with open(path) as handle:
-                text = handle.read()
+            with open(path, 'rb') as handle:
+                # as the modules read it (knockd_file.py): bytes that are not UTF-8 stay as they are
+                text = handle.read().decode('utf-8', 'surrogateescape')
         except (IOError, OSError) as error:
             raise ConfigError('%s: %s' % (path, error.strerror or error))
         try:
             parsed = semantic(parse(text))
         except (KnockdConfError, KnockValueError) as error:
             raise ConfigError('config: %s' % error)
+        except Exception as error:  # pylint: disable=broad-except
+            # a parser bug must not stop the daemon; the message of an unknown error may hold a sequence
+            raise ConfigError('config: %s: cannot be read (%s)' % (path, type(error).__name__))
         self.options = parsed['options']
         self.stanzas = parsed['stanzas']
         self.by_name = dict((stanza.name, stanza) for stanza in self.stanzas)
@@ -155,9 +159,12 @@ class Daemon:
         old_config, old_tracker = self.config, self.tracker
         try:
             self.load()
-        except (ConfigError, KnockValueError, OSError) as error:
+        except Exception as error:  # pylint: disable=broad-except
+            # ANY failure keeps the running configuration: exiting here would lock everyone out
             self.config, self.tracker = old_config, old_tracker
             self.update_watched()
+            if not isinstance(error, (ConfigError, KnockValueError, OSError)):
+                error = 'unexpected %s' % type(error).__name__
             self.log.error('error: cannot reload %s, keeping the running configuration: %s'
                            % (self.args.config, error))
             return False
@@ -195,7 +202,11 @@ class Daemon:
                     log.both('%s: %s: Stage %d' % (event.source, event.stanza, event.stage))
             elif kind == 'open':
                 log.both('%s: %s: OPEN SESAME' % (event.source, event.stanza))
-                self.keeper.open(self.config.by_name[event.stanza], event.source, event.family, now)
+                try:
+                    self.keeper.open(self.config.by_name[event.stanza], event.source, event.family, now)
+                except Exception as error:  # pylint: disable=broad-except
+                    # one door that cannot open must not stop the daemon (a restart loop locks everyone out)
+                    log.error('%s: %s: cannot open the door: %s' % (event.source, event.stanza, type(error).__name__))
             elif kind == 'timeout':
                 if log.wanted():
                     log.both('%s: %s: sequence timeout (stage %d)' % (event.source, event.stanza, event.stage))
@@ -343,7 +354,7 @@ def main(argv=None):
     try:
         daemon = Daemon(args, log)
         daemon.load()
-    except (ConfigError, KernelDoorError) as error:
+    except (ConfigError, KernelDoorError, KnockValueError) as error:
         sys.stderr.write('%s\n' % error)
         return 1
     daemon.apply_log_options()

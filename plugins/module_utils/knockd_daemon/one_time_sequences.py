@@ -16,7 +16,7 @@ __metaclass__ = type
 
 import os
 
-from ..sequence import KnockValueError, parse_sequence
+from ..sequence import parse_sequence
 
 
 class OneTimeSequences:
@@ -38,7 +38,7 @@ class OneTimeSequences:
                 continue
             try:
                 yield start, parse_sequence(text)
-            except KnockValueError:
+            except ValueError:   # KnockValueError, or int() of a huge number: skipped like knockd's bad lines
                 continue
 
     def current(self):

@@ -6,6 +6,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import io
+import os
 import socket
 import struct
 
@@ -104,3 +105,146 @@ def test_broken_config_on_reload_keeps_the_running_one(daemon, capsys):
 def test_missing_config_fails(tmp_path):
     with pytest.raises(daemon_main.ConfigError):
         daemon_main.Config(str(tmp_path / 'nope.conf'))
+
+
+# -- issue 11 item 9: values the modules accept must not stop the daemon ------------------
+HUGE = '1' + '0' * 309           # float() of it overflows (the 1e309 of the issue, as knockd.conf digits)
+DIGITS_4301 = '7' * 4301         # int() refuses it (Python's 4300-digit limit)
+SMALL_CONFIG = '''\
+[openSSH]
+    sequence    = 7313,4187,9421
+    tcpflags    = syn
+    start_command = echo open %IP%
+    {key} = {value}
+    stop_command = echo close %IP%
+'''
+
+
+def write_config(tmp_path, text):
+    conf = tmp_path / 'knockd.conf'
+    conf.write_bytes(text if isinstance(text, bytes) else text.encode())
+    return conf
+
+
+@pytest.mark.parametrize('key', ['cmd_timeout', 'seq_timeout', 'Cmd_Timeout', 'timeout'])
+@pytest.mark.parametrize('value', [HUGE, DIGITS_4301, '9' * 20000, '2147483648', '99999999999'],
+                         ids=['1e309', '4301-digits', '20000-digits', 'int32+1', '11-digits'])
+def test_huge_timeouts_are_a_config_error_naming_the_key(tmp_path, key, value):
+    conf = write_config(tmp_path, SMALL_CONFIG.format(key=key, value=value))
+    with pytest.raises(daemon_main.ConfigError) as raised:
+        daemon_main.Config(str(conf))
+    message = str(raised.value)
+    assert 'greater than 2147483647 seconds' in message and len(message) < 200
+
+
+def test_largest_timeout_loads_and_a_knock_does_not_overflow(tmp_path):
+    conf = write_config(tmp_path, SMALL_CONFIG.format(key='cmd_timeout', value='2147483647'))
+    args = daemon_main.build_parser().parse_args(['-c', str(conf), '--state-file', str(tmp_path / 's.json')])
+    result = daemon_main.Daemon(args, KnockdLog(stream=io.StringIO()))
+    result.addresses = set(['10.99.4.1'])
+    result.load()
+    result.keeper.runner.popen = lambda argv, close_fds: FakeProcess()
+    for port in (7313, 4187, 9421):
+        result.on_packet(syn('10.99.4.2', '10.99.4.1', port), 1.0)
+    assert result.keeper.next_deadline() == 1.0 + 2147483647
+
+
+class FakeProcess:
+    returncode = 0
+
+    def poll(self):
+        return 0
+
+
+@pytest.mark.parametrize('line', ['    sequence = %s,4187' % DIGITS_4301, '    sequence = 7313,%s:udp' % ('5' * 5000),
+                                  '    cmd_timeout = %s' % DIGITS_4301, '    seq_timeout = %s' % HUGE],
+                         ids=['port-4301-digits', 'udp-port-5000-digits', 'cmd_timeout-4301-digits', 'seq_timeout-1e309'])
+def test_reload_with_huge_numbers_keeps_the_running_config(daemon, capsys, line):
+    old = daemon.config
+    with open(daemon.args.config, 'a') as handle:
+        handle.write('[bad]\n%s\n    sequence = 7313,4187\n' % line)
+    assert daemon.reload() is False
+    assert daemon.config is old
+    err = capsys.readouterr().err
+    assert 'keeping the running configuration' in err and 'Traceback' not in err
+
+
+def test_reload_keeps_the_running_config_on_any_exception(daemon, capsys, monkeypatch):
+    old, tracker = daemon.config, daemon.tracker
+
+    def broken(*args, **kwargs):
+        raise RuntimeError('parser bug')
+    for culprit in ('Config', 'SequenceTracker'):
+        with monkeypatch.context() as patch:
+            patch.setattr(daemon_main, culprit, broken)
+            assert daemon.reload() is False
+        assert daemon.config is old and daemon.tracker is tracker
+        assert 'keeping the running configuration: unexpected RuntimeError' in capsys.readouterr().err
+    assert daemon.reload() is True
+
+
+def test_unexpected_parser_error_is_a_config_error_without_its_text(tmp_path, monkeypatch):
+    conf = write_config(tmp_path, SMALL_CONFIG.format(key='cmd_timeout', value='3'))
+
+    def broken(text):
+        raise ValueError('secret 7313,4187,9421')
+    monkeypatch.setattr(daemon_main, 'parse', broken)
+    with pytest.raises(daemon_main.ConfigError) as raised:
+        daemon_main.Config(str(conf))
+    assert '7313' not in str(raised.value) and 'ValueError' in str(raised.value)
+
+
+@pytest.mark.parametrize('raw', [b'\xff', b'\xe9t\xe9', b'\xc3', b'\x80\x80'])
+def test_non_utf8_bytes_load_like_the_modules_read_them(tmp_path, raw):
+    text = (b'[options]\n    LogFile = ' + str(tmp_path / 'knockd.log').encode() + b'\n# caf' + raw + b'\n'
+            b'[openSSH]\n    sequence = 7313,4187,9421\n    start_command = /bin/echo ' + raw + b' %IP%\n'
+            b'    stop_command = /bin/echo close\n')
+    conf = write_config(tmp_path, text)
+    args = daemon_main.build_parser().parse_args(['-c', str(conf), '-v', '--state-file', str(tmp_path / 's.json')])
+    log = KnockdLog(verbose=True, stream=io.StringIO())
+    result = daemon_main.Daemon(args, log)
+    result.addresses = set(['10.99.4.1'])
+    result.load()
+    result.apply_log_options()
+    argvs = []
+
+    def popen(argv, close_fds):
+        argvs.append(argv)
+        return FakeProcess()
+    result.keeper.runner.popen = popen
+    for port in (7313, 4187, 9421):
+        result.on_packet(syn('10.99.4.2', '10.99.4.1', port), 1.0)
+    assert argvs and os.fsencode(argvs[0][-1]) == b'/bin/echo ' + raw + b' 10.99.4.2'   # the file's own bytes
+    logged = (tmp_path / 'knockd.log').read_text()
+    assert 'OPEN SESAME' in logged and 'running command: /bin/echo \\x' in logged
+    assert 'running command: /bin/echo \\x' in log.stream.getvalue()
+    assert result.reload() is True
+
+
+def test_one_time_sequences_with_a_huge_number_skip_the_line(tmp_path):
+    from ansible_collections.portknock.knock.plugins.module_utils.knockd_daemon.one_time_sequences import (
+        OneTimeSequences)
+    path = tmp_path / 'otp'
+    path.write_text(' %s,4187\n 7313,4187\n' % DIGITS_4301)
+    sequences = OneTimeSequences(str(path))
+    assert [step.port for step in sequences.current()] == [7313, 4187]
+    assert sequences.consume(sequences.current()) is None
+
+
+def test_a_door_that_cannot_open_does_not_stop_the_daemon(daemon, capsys):
+    class Exploding:
+        def open(self, *args):
+            raise OverflowError('int too large to convert to float')
+    daemon.keeper = Exploding()
+    for port in (2222, 3333, 4444):
+        daemon.on_packet(syn('10.99.4.2', '10.99.4.1', port), 1.0)
+    assert '10.99.4.2: openSSH: cannot open the door: OverflowError' in capsys.readouterr().err
+
+
+def test_main_exits_with_a_clear_message_on_a_huge_timeout(tmp_path, capsys, monkeypatch):
+    def no_capture(interfaces):
+        raise OSError('not in a unit test')
+    monkeypatch.setattr(daemon_main, 'Capture', no_capture)
+    conf = write_config(tmp_path, SMALL_CONFIG.format(key='cmd_timeout', value=HUGE))
+    assert daemon_main.main(['-c', str(conf), '--state-file', str(tmp_path / 's.json')]) == 1
+    assert 'cmd_timeout' in capsys.readouterr().err.lower()
