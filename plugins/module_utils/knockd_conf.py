@@ -49,6 +49,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import collections
+import ipaddress
 import re
 
 from .door import DEFAULT_CMD_TIMEOUT, DEFAULT_SEQ_TIMEOUT
@@ -439,6 +440,19 @@ def _conf_timeout(value, what):
     return seconds
 
 
+def _conf_target(value, what):
+    """A ``Target``: one numeric IPv4/IPv6 address, as canonical text (knockd 0.8 refuses anything else)."""
+    text = _format_text(what, value)
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        address = None
+    if address is None or getattr(address, 'scope_id', None):
+        raise KnockValueError('%s %s is not an IPv4 or IPv6 address (a host name or a range is not '
+                              'accepted: it would let knocks to any local address count)' % (what, show(value)))
+    return str(address)
+
+
 def normalize_value(key, value, what=None):
     """The semantic value of stanza/option ``key`` (for comparisons): validated."""
     what = what or STANZA_KEYS.get(key) or OPTION_KEYS.get(key) or key
@@ -448,6 +462,8 @@ def normalize_value(key, value, what=None):
         return tuple(sorted(_conf_tcpflags(value, what)))
     if key in _TIMEOUT_KEYS:
         return _conf_timeout(value, what)
+    if key == 'target':
+        return _conf_target(value, what)
     return _format_text(what, value)
 
 
@@ -459,6 +475,8 @@ def format_value(key, value):
         return format_tcpflags(_conf_tcpflags(value, 'TCPFlags'))
     if key in _TIMEOUT_KEYS:
         return str(_conf_timeout(value, STANZA_KEYS[key]))
+    if key == 'target':
+        return _conf_target(value, 'Target')
     return _format_text(STANZA_KEYS.get(key) or OPTION_KEYS.get(key, key), value)
 
 
@@ -612,6 +630,6 @@ def semantic(conf):
             cmd_timeout=_conf_timeout(cmd_timeout, 'Cmd_Timeout') if cmd_timeout is not None else DEFAULT_CMD_TIMEOUT,
             stop_command=raw['stop_command'],
             stop_command_6=raw['stop_command_6'],
-            target=raw['target'],
+            target=_conf_target(raw['target'], 'Target') if raw['target'] is not None else None,
         ))
     return {'options': options, 'stanzas': stanzas}

@@ -37,7 +37,7 @@ import collections
 import ipaddress
 import time
 
-from ..sequence import parse_tcpflags
+from ..sequence import KnockValueError, parse_tcpflags, show
 
 DEFAULT_MAX_ATTEMPTS = 4096
 DEFAULT_RETRANSMIT_WINDOW = 5.0   # covers the 1 s and 3 s SYN retransmissions
@@ -69,6 +69,9 @@ class TrackedStanza:
         self.forbidden = frozenset(flag.name for flag in flags if flag.negated)
         target = getattr(stanza, 'target', None)
         self.target = normalize_address(target) if target else None
+        if target and self.target is None:
+            # never "no target": that would count knocks to every local address
+            raise KnockValueError('stanza [%s]: Target %s is not an IPv4 or IPv6 address' % (self.name, show(target)))
         self.one_time = None
         self.enabled = True
         self.set_sequence(tuple(getattr(stanza, 'sequence', None) or ()))

@@ -248,3 +248,16 @@ def test_main_exits_with_a_clear_message_on_a_huge_timeout(tmp_path, capsys, mon
     conf = write_config(tmp_path, SMALL_CONFIG.format(key='cmd_timeout', value=HUGE))
     assert daemon_main.main(['-c', str(conf), '--state-file', str(tmp_path / 's.json')]) == 1
     assert 'cmd_timeout' in capsys.readouterr().err.lower()
+
+
+@pytest.mark.parametrize('target', ['host.example', '10.99.4.0/24', '10.99.4.300', 'fd42::1::2'])
+def test_a_bad_target_is_refused_at_load_and_reload(daemon, tmp_path, capsys, target):
+    conf = write_config(tmp_path, SMALL_CONFIG.format(key='target', value=target))
+    with pytest.raises(daemon_main.ConfigError, match='not an IPv4 or IPv6 address') as raised:
+        daemon_main.Config(str(conf))
+    assert target in str(raised.value)
+    old = daemon.config
+    with open(daemon.args.config, 'a') as handle:
+        handle.write('[web]\n    sequence = 7313,4187\n    target = %s\n' % target)
+    assert daemon.reload() is False and daemon.config is old
+    assert target in capsys.readouterr().err

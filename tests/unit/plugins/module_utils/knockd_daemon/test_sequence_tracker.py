@@ -9,7 +9,8 @@ import collections
 
 import pytest
 
-from ansible_collections.portknock.knock.plugins.module_utils.sequence import parse_sequence, parse_tcpflags
+from ansible_collections.portknock.knock.plugins.module_utils.sequence import (
+    KnockValueError, parse_sequence, parse_tcpflags)
 from ansible_collections.portknock.knock.plugins.module_utils.knockd_daemon.packet import Packet
 from ansible_collections.portknock.knock.plugins.module_utils.knockd_daemon.one_time_sequences import (
     OneTimeSequences)
@@ -297,3 +298,19 @@ def test_feed_many_gives_the_same_events_as_feeding_one_by_one(clock):
     assert many.feed_many(packets, clock.now) == expected
     assert kinds(expected, 'open') and kinds(expected, 'evicted')
     assert one.attempts.keys() == many.attempts.keys()
+
+
+BAD_TARGETS = ['host.example', 'localhost', '10.99.4.300', '10.99.4.0/24', '10.99.4.1,10.99.4.2', 'fd42::1::2',
+               '10.99.4', '0x0a630401', ' ', '10.99.4.1 # lab', '*']
+
+
+@pytest.mark.parametrize('target', BAD_TARGETS)
+def test_a_target_that_is_not_an_address_is_refused_not_ignored(clock, target):
+    # before: "no target", so knocks to ANY local address counted (issue 11 item 11)
+    with pytest.raises(KnockValueError, match='Target .* is not an IPv4 or IPv6 address'):
+        make(clock, stanza(target=target))
+
+
+def test_ipv6_target_in_any_spelling(clock):
+    tracker = make(clock, stanza(target='FD42:99:4:0::77'))
+    assert kinds(knock(tracker, clock, 'fd42:99:4::2', [2222, 3333, 4444], dst='fd42:99:4::77'), 'open')
