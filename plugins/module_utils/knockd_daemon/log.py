@@ -12,6 +12,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import os
+import stat
 import sys
 import time
 
@@ -21,6 +23,7 @@ except ImportError:  # pragma: no cover - not on Linux
     syslog = None
 
 SYSLOG_IDENT = 'knockd'
+LOGFILE_MODE = 0o600
 
 
 def printable(message):
@@ -61,7 +64,17 @@ class KnockdLog:
         if not path:
             return None
         try:
-            self.logfile = open(path, 'a', encoding='utf-8')
+            # created 0600 from the start (knocker addresses are not for every user): the mode is
+            # given to open(2), not set afterwards; an existing file loses its bits for "other"
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, 'O_CLOEXEC', 0), LOGFILE_MODE)
+            try:
+                mode = stat.S_IMODE(os.fstat(fd).st_mode)
+                if mode & 0o007:
+                    os.fchmod(fd, mode & ~0o007)
+                self.logfile = os.fdopen(fd, 'a', encoding='utf-8')
+            except Exception:
+                os.close(fd)
+                raise
         except (IOError, OSError) as error:
             return 'warning: cannot open logfile: %s' % error
         return None

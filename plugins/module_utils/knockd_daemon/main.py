@@ -22,7 +22,7 @@ import sys
 import time
 
 from ..knockd_conf import DEFAULT_INTERFACE, DEFAULT_PID_FILE, KnockdConfError, parse, semantic
-from ..sequence import KnockValueError, format_sequence
+from ..sequence import KnockValueError
 from .actions import DEFAULT_STATE_FILE, DoorKeeper
 from .capture import AddressWatcher, Capture, local_addresses
 from .kernel_door import KernelDoorError, parse_kernel_door_option
@@ -135,7 +135,8 @@ class Daemon:
                 raise ConfigError('kernel door for unknown stanza %r' % name)
         for stanza in config.stanzas:
             if stanza.sequence:
-                self.log.dprint('config: %s: sequence: %s' % (stanza.name, format_sequence(stanza.sequence)))
+                # a knock sequence is a credential: never printed, not even with -D
+                self.log.dprint('config: %s: sequence: %d steps (masked)' % (stanza.name, len(stanza.sequence)))
         tracker = SequenceTracker(config.stanzas, local_addresses=self.addresses,
                                   max_attempts=self.args.max_attempts, one_time=config.one_time,
                                   ipv4_only=self.args.ipv4_only)
@@ -239,9 +240,10 @@ class Daemon:
             if packet is None or (packet.dport, packet.proto) not in watched:
                 continue
             if debug:
-                self.log.dprint('%s: %s: %s:%d -> %s:%d %d bytes' % (
+                # only packets to knock ports get here: their port would spell the sequence
+                self.log.dprint('%s: %s: %s:%d -> %s:(knock port) %d bytes' % (
                     time.strftime('%Y-%m-%d %H:%M:%S'), packet.proto, packet.src, packet.sport,
-                    packet.dst, packet.dport, len(data)))
+                    packet.dst, len(data)))
             packets.append(packet)
         events = self.tracker.feed_many(packets, now)
         if events:

@@ -261,3 +261,50 @@ def test_a_bad_target_is_refused_at_load_and_reload(daemon, tmp_path, capsys, ta
         handle.write('[web]\n    sequence = 7313,4187\n    target = %s\n' % target)
     assert daemon.reload() is False and daemon.config is old
     assert target in capsys.readouterr().err
+
+
+# -- issue 11 item 2: -D prints no sequence, the log file is not world-readable --------------
+def test_debug_output_never_shows_a_knock_port(tmp_path):
+    otp = tmp_path / 'otp'
+    otp.write_text(' 17313,14187\n 19421\n')
+    conf = tmp_path / 'knockd.conf'
+    conf.write_text(CONFIG.replace('2222,3333,4444', '27313,24187:udp,29421').format(otp=otp))
+    args = daemon_main.build_parser().parse_args(['-c', str(conf), '-D', '-v', '--state-file', str(tmp_path / 's.json')])
+    log = KnockdLog(verbose=True, debug=True, stream=io.StringIO())
+    result = daemon_main.Daemon(args, log)
+    result.addresses = set(['10.99.4.1'])
+    result.load()
+    result.keeper = RecordingKeeper()
+    for port in (27313, 17313, 14187, 19421):
+        result.on_packet(syn('10.99.4.2', '10.99.4.1', port), 1.0)
+    result.reload()
+    output = log.stream.getvalue()
+    assert 'config: openSSH: sequence: 3 steps (masked)' in output
+    assert '10.99.4.2:40000 -> 10.99.4.1:(knock port)' in output and 'OPEN SESAME' in output
+    for port in ('27313', '24187', '29421', '17313', '14187', '19421'):
+        assert port not in output
+
+
+@pytest.mark.parametrize('umask', [0o022, 0o000, 0o002])
+def test_log_file_is_created_0600_whatever_the_umask(tmp_path, umask):
+    path = tmp_path / 'knockd.log'
+    old = os.umask(umask)
+    try:
+        log = KnockdLog()
+        assert log.open_logfile(str(path)) is None
+        log.logprint('10.99.4.2: openSSH: OPEN SESAME')
+    finally:
+        os.umask(old)
+    assert os.stat(str(path)).st_mode & 0o777 == 0o600
+    assert path.read_text().endswith('] 10.99.4.2: openSSH: OPEN SESAME\n')
+
+
+def test_an_existing_log_file_loses_its_world_bits_and_keeps_its_lines(tmp_path):
+    path = tmp_path / 'knockd.log'
+    path.write_text('[2024-01-01 00:00] before\n')
+    os.chmod(str(path), 0o644)
+    log = KnockdLog()
+    log.open_logfile(str(path))
+    log.logprint('after')
+    assert os.stat(str(path)).st_mode & 0o777 == 0o640
+    assert path.read_text().startswith('[2024-01-01 00:00] before\n[')
