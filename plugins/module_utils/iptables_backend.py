@@ -107,8 +107,8 @@ class IptablesBackend(object):
             restore = self._binary(family, 'restore')
             rc, out, err = self.run([restore, '--noflush', '-w'], data=script)
             if rc != 0:
-                raise BackendError('%s --noflush rejected the door %s (nothing changed): %s' % (
-                    restore, door.name, (err or out).strip()))
+                raise BackendError('%s --noflush rejected the door %s (its %s rules were left as they were): %s' % (
+                    restore, door.name, family, (err or out).strip()))
 
     @staticmethod
     def as_text(state):

@@ -8,6 +8,14 @@ next command needs a NEW connection: with ``portknock.knock.ssh`` a new knock) -
 through it, retrying until shortly before the watchdog fires.  If the controller cannot
 get back in, the task fails and the host restores its previous firewall by itself.
 Modelled on community.general's iptables_state action plugin.
+
+* module unchanged (failed or not): nothing changed, confirm over the same connection;
+* module changed: confirm through a new connection, as above;
+* module FAILED AND CHANGED (a change that went only part of the way: one address family or
+  one backend committed, or the rules read back differently): the previous firewall is
+  restored at once over the existing connection (the state the controller reached the host
+  through), and the failure says what was changed and what was restored.  If the host cannot
+  be reached for that, its watchdog restores it when the guard times out.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -49,6 +57,29 @@ def _try_guard(action, task_vars, **args):
     return res, None
 
 
+def _restore_failed_change(action, task_vars, result, guard, arm, host):
+    """The module failed after changing the firewall: put the previous one back now."""
+    name = guard['name']
+    failure = result.get('msg', 'failed')
+    res, err = _try_guard(action, task_vars, name=name, state='restored')
+    guard.update(confirmed=False, rolled_back=False)
+    if res is None:
+        state = ('the controller could not reach the host to restore it at once (%s): it WILL ROLL BACK to its '
+                 'previous firewall by itself (watchdog %s, %d s after the change was armed)'
+                 % (err, arm.get('unit') or 'process %s' % arm.get('pid'), guard['timeout']))
+    elif res.get('failed'):
+        guard['restored'] = res.get('restored', [])
+        state = ('restoring the previous firewall at once was INCOMPLETE (%s)' % res.get('msg'))
+    else:
+        guard.update(rolled_back=True, restored=res.get('restored', []))
+        state = ('the previous firewall was restored at once (restored: %s)'
+                 % (', '.join(res.get('restored') or []) or 'nothing'))
+    result.update(failed=True, changed=True,
+                  msg='%s failed on %s after changing the firewall (%s); %s' % (
+                      guard.get('module', 'the module'), host, failure, state))
+    return result
+
+
 def run_guarded(action, task_vars, module_name, module_args, timeout, guard_name, paths=(), services=()):
     """Run ``module_name`` with ``module_args`` under a guard of ``timeout`` seconds; return its result."""
     host = task_vars.get('inventory_hostname', 'the host')
@@ -59,10 +90,13 @@ def run_guarded(action, task_vars, module_name, module_args, timeout, guard_name
                     % (guard_name, arm.get('msg')))
     deadline = time.time() + timeout
     result = action._execute_module(module_name=module_name, module_args=module_args, task_vars=task_vars)
-    guard = dict(name=guard_name, timeout=timeout, watchdog=arm.get('watchdog'), snapshot=arm.get('snapshot'))
+    guard = dict(name=guard_name, timeout=timeout, watchdog=arm.get('watchdog'), snapshot=arm.get('snapshot'),
+                 module=module_name)
     result['firewall_guard'] = guard
-    if result.get('failed') or not result.get('changed'):
-        # nothing changed (the module is atomic): confirm over the same connection
+    if result.get('failed') and result.get('changed'):
+        return _restore_failed_change(action, task_vars, result, guard, arm, host)
+    if not result.get('changed'):
+        # nothing changed: confirm over the same connection
         conf, err = _try_guard(action, task_vars, name=guard_name, state='confirmed')
         guard['confirmed'] = bool(conf and not conf.get('failed'))
         if not guard['confirmed']:

@@ -46,6 +46,7 @@ class FakeAction(object):
         self.arm = arm or {'changed': True, 'watchdog': 'systemd', 'unit': 'portknock-guard-g.timer',
                            'snapshot': '/var/lib/portknock/guard/g'}
         self.calls = []
+        self.restores = []
         self._connection = FakeConnection()
 
     def _execute_module(self, module_name=None, module_args=None, task_vars=None):
@@ -55,6 +56,11 @@ class FakeAction(object):
             return dict(self.module_result)
         if module_args['state'] == 'armed':
             return dict(self.arm)
+        if module_args['state'] == 'restored':
+            answer = self.restores.pop(0) if self.restores else AnsibleConnectionFailure('timed out')
+            if isinstance(answer, Exception):
+                raise answer
+            return dict(answer)
         answer = self.confirms.pop(0) if self.confirms else AnsibleConnectionFailure('timed out')
         if isinstance(answer, Exception):
             raise answer
@@ -156,3 +162,45 @@ def test_reset_without_support_only_warns(clock):
     action._connection = object()
     res = run(action)
     assert not res.get('failed')
+
+
+FAILED_AND_CHANGED = [
+    {'failed': True, 'changed': True, 'msg': 'ip6tables-nft-restore --noflush rejected the door seed (its ipv6 rules '
+     'were left as they were): x; the firewall WAS changed: its iptables rules (ipv4) were changed before this failure'},
+    {'failed': True, 'changed': True, 'msg': 'the iptables door seed was applied but reads back differently'},
+    {'failed': True, 'changed': True, 'msg': 'nft -f rejected the door seed; the firewall WAS changed: the iptables '
+     'rules of the door were changed'},
+]
+
+
+@pytest.mark.parametrize('module_result', FAILED_AND_CHANGED)
+def test_failed_and_changed_is_restored_at_once_and_said(clock, module_result):
+    action = FakeAction(clock, module_result, [])
+    action.restores = [{'changed': True, 'restored': ['nft ruleset', 'iptables-nft', 'ip6tables-nft']}]
+    res = run(action)
+    assert action.states() == ['armed', 'module', 'restored']       # never confirmed
+    assert action.calls[-1][1] == dict(name='g', state='restored')
+    assert action._connection.resets == 0
+    assert res['failed'] and res['changed']
+    assert 'after changing the firewall' in res['msg'] and module_result['msg'] in res['msg']
+    assert 'restored at once' in res['msg'] and 'iptables-nft' in res['msg']
+    guard = res['firewall_guard']
+    assert guard['confirmed'] is False and guard['rolled_back'] is True and 'ip6tables-nft' in guard['restored']
+
+
+def test_failed_and_changed_with_an_incomplete_restore_says_so(clock):
+    action = FakeAction(clock, FAILED_AND_CHANGED[0], [])
+    action.restores = [{'failed': True, 'changed': True, 'restored': ['/etc/knockd.conf'],
+                        'msg': 'guard g: restore incomplete, failed: iptables-nft: iptables-nft-restore not found'}]
+    res = run(action)
+    assert res['failed'] and 'INCOMPLETE' in res['msg'] and 'iptables-nft-restore not found' in res['msg']
+    assert res['firewall_guard']['rolled_back'] is False
+
+
+def test_failed_and_changed_on_an_unreachable_host_leaves_it_to_the_watchdog(clock):
+    action = FakeAction(clock, FAILED_AND_CHANGED[0], [])
+    action.restores = [AnsibleConnectionFailure('broken pipe')]
+    res = run(action)
+    assert action.states() == ['armed', 'module', 'restored']
+    assert res['failed'] and 'WILL ROLL BACK' in res['msg'] and 'portknock-guard-g.timer' in res['msg']
+    assert 'broken pipe' in res['msg']
