@@ -114,7 +114,7 @@ options:
       - V(true) inserts C(meta mark & 0x20000000 == 0x20000000 accept comment "portknock_<name>") at
         the top of each such chain, in the same C(nft -f) transaction as the door's table; the rule
         is the door's own (compared, restored when missing, removed with O(state=absent)).
-      - A chain that runs before the door (priority C(filter - 10) or lower) cannot be integrated:
+      - A chain that runs before the door (priority C(filter - 10) or lower) cannot be integrated,
         the module fails in both cases.
       - "Detection reads C(nft list ruleset): drop policies, drop/reject rules and jumps whose matches are
         only protocol, destination port, C(ct state) and the door's mark. Rules with other matches are
