@@ -40,6 +40,7 @@ import collections
 import hashlib
 import hmac
 import ipaddress
+import os
 import random
 import re
 import time
@@ -248,7 +249,7 @@ def _access_message(source, access):
             parsed.append(_access_item('%s/%s' % item))
         else:
             parsed.append(_access_item(str(item).strip().lower()))
-    return '%s,%s' % (address.compressed, ','.join(str(item) for item in parsed)), tuple(parsed)
+    return '%s,%s' % (address.compressed, ','.join(str(item) for item in parsed))
 
 
 def _access_item(text):
@@ -283,7 +284,7 @@ def encode(source, access, key, hmac_key, client_timeout=0, username='root', tim
     _check_keys(key, hmac_key)
     digest_type = parse_digest_type(digest_type, 'SPA digest type')
     hmac_digest_type = parse_digest_type(hmac_digest_type, 'SPA HMAC digest type')
-    message, _ = _access_message(source, access)
+    message = _access_message(source, access)
     if isinstance(client_timeout, bool) or not isinstance(client_timeout, int) \
             or not 0 <= client_timeout <= MAX_CLIENT_TIMEOUT:
         raise SpaError('SPA client timeout %r is not a number of seconds (0 for none)' % (client_timeout,))
@@ -318,7 +319,7 @@ def encrypt(plaintext, key, salt=None):
     """fwknop's Rijndael CBC: the base64 text of Salted__+salt+ciphertext, without padding and prefix."""
     _check_key(key, 'SPA encryption key', MAX_KEY_LEN)
     if salt is None:
-        salt = bytes(bytearray(random.SystemRandom().getrandbits(8) for _ in range(SALT_LEN)))
+        salt = os.urandom(SALT_LEN)
     if not isinstance(salt, bytes) or len(salt) != SALT_LEN:
         raise SpaError('SPA salt must be %d bytes' % SALT_LEN)
     aes_key, iv = derive_key_iv(key, salt)

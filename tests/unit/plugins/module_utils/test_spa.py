@@ -285,7 +285,7 @@ def test_fuzz_truncated_and_extended(packet, data):
 @given(st.sampled_from([FWKNOP_ACCESS, FWKNOP_TIMEOUT]), st.data())
 def test_fuzz_bit_flips(packet, data):
     raw = bytearray(packet.encode())
-    for _ in range(data.draw(st.integers(min_value=1, max_value=4))):
+    for flip in range(data.draw(st.integers(min_value=1, max_value=4))):
         index = data.draw(st.integers(min_value=0, max_value=len(raw) - 1))
         raw[index] ^= 1 << data.draw(st.integers(min_value=0, max_value=7))
     if bytes(raw) != packet.encode():
