@@ -231,16 +231,25 @@ def _packet_bytes(data):
     return bytes(data)
 
 
-def _access_message(source, access):
+def _address(text):
+    """A plain numeric address (no IPv6 scope), or None."""
     try:
-        address = ipaddress.ip_address(str(source).strip())
+        return None if '%' in text else ipaddress.ip_address(text)
     except ValueError:
+        return None
+
+
+def _access_message(source, access):
+    address = _address(str(source).strip())
+    if address is None:
         raise SpaError('SPA source address %r is not an IP address' % (source,))
     items = access
     if isinstance(access, str):
         items = [part for part in access.split(',') if part.strip()]
     elif isinstance(access, Access):
         items = [access]
+    elif not isinstance(access, (list, tuple)):
+        raise SpaError('SPA access %r is not proto/port or a list of them' % (access,))
     if not items:
         raise SpaError('SPA access list is empty')
     parsed = []
@@ -436,9 +445,8 @@ def _parse_plaintext(plaintext):
     source, sep, items = access_text.partition(',')
     if not sep or not items:
         raise SpaError('SPA access message %r is not IP,proto/port' % access_text)
-    try:
-        address = ipaddress.ip_address(source)
-    except ValueError:
+    address = _address(source)
+    if address is None:
         raise SpaError('SPA access message %r does not start with an IP address' % access_text)
     access = tuple(_access_item(item) for item in items.split(','))
     return dict(source=address.compressed, access=access, timestamp=int(timestamp),

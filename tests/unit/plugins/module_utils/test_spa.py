@@ -135,7 +135,10 @@ def test_the_salted_prefix_is_refused_like_fwknopd_does():
 @pytest.mark.parametrize('kwargs, match', [
     ({'source': '10.231.250.300'}, 'not an IP address'),
     ({'source': 'example.org'}, 'not an IP address'),
+    ({'source': 'fe80::1%eth0'}, 'not an IP address'),
     ({'access': ''}, 'empty'),
+    ({'access': 22}, 'proto/port'),
+    ({'access': None}, 'proto/port'),
     ({'access': 'tcp/0'}, 'out of range'),
     ({'access': 'tcp/65536'}, 'out of range'),
     ({'access': 'icmp/22'}, 'proto/port'),
@@ -222,6 +225,7 @@ def _with_digest(body, digest='sha256'):
     ('4656970931600805:cm9vdA:1796159000:3.0.0:3:MTAuMjMxLjI1MC4xLHRjcC8yMg:x', 'client timeout'),
     ('4656970931600805:cm9vdA:1796159000:3.0.0:1:' + spa._b64encode(b'10.231.250.1'), 'IP,proto/port'),
     ('4656970931600805:cm9vdA:1796159000:3.0.0:1:' + spa._b64encode(b'host,tcp/22'), 'IP address'),
+    ('4656970931600805:cm9vdA:1796159000:3.0.0:1:' + spa._b64encode(b'fe80::1%lo,tcp/22'), 'IP address'),
     ('4656970931600805:cm9vdA:1796159000:3.0.0:1:' + spa._b64encode(b'10.231.250.1,TCP/22'), 'proto/port'),
     ('4656970931600805:cm9vdA:1796159000:3.0.0:1:' + spa._b64encode(b'10.231.250.1,tcp/99999'), 'out of range'),
     ('4656970931600805:cm9vdA:1796159000:3.0.0:1:' + spa._b64encode(b'10.231.250.1,tcp/123456'), 'proto/port'),
