@@ -10,12 +10,16 @@ import re
 
 import pytest
 
-from test_knockd_stanza import CMD, pytestmark, run  # noqa: F401 (pytestmark: same skip)
+import test_knockd_stanza
+from test_knockd_stanza import CMD, run
+
+pytestmark = test_knockd_stanza.pytestmark   # the same skip (no ansible CLI in the venv)
 
 
 def stanza(tmp_path, sequence):
-    return run(tmp_path, {'path': str(tmp_path / 'knockd.conf'), 'name': 'admin', 'sequence': sequence,
-                                 'start_command': CMD, 'create': True})
+    args = {'path': str(tmp_path / 'knockd.conf'), 'name': 'admin', 'sequence': sequence, 'start_command': CMD,
+            'create': True}
+    return run(tmp_path, args)
 
 
 @pytest.mark.parametrize('sequence', [[7000, 8000, 9000], '4444:udp,3333,2222', [1600], '7000,7000:udp'])
