@@ -23,7 +23,8 @@ import time
 
 from ..knockd_conf import DEFAULT_INTERFACE, DEFAULT_PID_FILE, KnockdConfError, parse, semantic
 from ..sequence import KnockValueError
-from .actions import DEFAULT_STATE_FILE, DoorKeeper
+from .actions import (DEFAULT_MAX_COMMANDS, DEFAULT_MAX_OPEN_DOORS, DEFAULT_STATE_FILE, CommandRunner,
+                      DoorKeeper)
 from .capture import AddressWatcher, Capture, local_addresses
 from .kernel_door import KernelDoorError, parse_kernel_door_option
 from .log import KnockdLog
@@ -66,7 +67,19 @@ def build_parser():
                         help='do not attach a BPF filter to the capture sockets')
     parser.add_argument('--max-attempts', type=int, default=DEFAULT_MAX_ATTEMPTS,
                         help='knock attempts kept in memory (default %d)' % DEFAULT_MAX_ATTEMPTS)
+    parser.add_argument('--max-open-doors', type=positive, default=DEFAULT_MAX_OPEN_DOORS,
+                        help='doors open at once; a knock beyond it is refused (default %d)' % DEFAULT_MAX_OPEN_DOORS)
+    parser.add_argument('--max-commands', type=positive, default=DEFAULT_MAX_COMMANDS,
+                        help='start/stop commands running at once; the others wait (default %d)'
+                             % DEFAULT_MAX_COMMANDS)
     return parser
+
+
+def positive(text):
+    """argparse type: an integer 1..10**6."""
+    if not (text.isdigit() and len(text) <= 7 and 1 <= int(text) <= 10 ** 6):
+        raise argparse.ArgumentTypeError('%r is not a number from 1 to 1000000' % (text[:20],))
+    return int(text)
 
 
 def split_interfaces(values):
@@ -125,7 +138,9 @@ class Daemon:
         for value in args.kernel_door:
             stanza, door = parse_kernel_door_option(value)
             self.kernel_doors[stanza] = door
-        self.keeper = DoorKeeper(log, state_file=args.state_file, kernel_doors=self.kernel_doors)
+        self.keeper = DoorKeeper(log, runner=CommandRunner(log, max_running=args.max_commands),
+                                 state_file=args.state_file, kernel_doors=self.kernel_doors,
+                                 max_open_doors=args.max_open_doors)
 
     # -- configuration -------------------------------------------------------
     def load(self):
