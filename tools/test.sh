@@ -3,12 +3,12 @@
 # integration tests on real kernels (network namespaces) and every molecule scenario on the
 # lab.  Every stage runs even when an earlier one failed; the exit code is non-zero if any
 # failed, and the last line is a plain "stages: N passed, N failed" summary.
-#   tools/test.sh [stage ...]     stages: unit sanity lint compat integration molecule (default: all)
+#   tools/test.sh [stage ...]     stages: unit sanity lint compat ee integration molecule (default: all)
 #   PK_SCENARIOS="lab knockd" tools/test.sh molecule      only these molecule scenarios
 set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/bootstrap.sh"
 cd "$REPO"
-stages=("$@"); [ ${#stages[@]} -gt 0 ] || stages=(unit sanity lint compat integration molecule)
+stages=("$@"); [ ${#stages[@]} -gt 0 ] || stages=(unit sanity lint compat ee integration molecule)
 passed=0; failed=0; report=()
 export PYTHONPATH="$ANSIBLE_COLLECTIONS_PATH"   # tests import the INSTALLED collection
 export PYTHONDONTWRITEBYTECODE=1
@@ -54,6 +54,13 @@ compat() {
   return $rc
 }
 
+ee() {
+  # The execution environment: ansible-builder introspect lists exactly the collection's
+  # dependencies, ansible-builder create makes the build context (.cache/ee/) and its
+  # builder stage's requirement files carry them (no registry needed).
+  python -m pytest -q -p no:cacheprovider tests/ee
+}
+
 integration() {
   local rc=0
   python -m pytest -q -p no:cacheprovider -m integration tests/integration || rc=$?
@@ -78,6 +85,7 @@ for s in "${stages[@]}"; do
     sanity) stage sanity sanity ;;
     lint) stage lint lint ;;
     compat) stage compat compat ;;
+    ee) stage ee ee ;;
     integration) stage integration integration ;;
     molecule) stage molecule molecule_all ;;
     *) echo "unknown stage $s"; failed=$((failed+1)) ;;
