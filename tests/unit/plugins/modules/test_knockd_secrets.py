@@ -67,7 +67,7 @@ def leaks(text, ports):
 
 
 @pytest.mark.parametrize('diff, check', list(itertools.product([False, True], [False, True])),
-                         ids=lambda value: str(value))
+                         ids=str)
 @pytest.mark.parametrize('case', CASES, ids=[case[0] for case in CASES])
 def test_no_sequence_port_in_result(tmp_path, case, diff, check):
     _name, module, args, given = case

@@ -68,6 +68,7 @@ def run_module(main, args, check_mode=False, diff=False, verbosity=0):
     full = dict(args)
     full.update(_ansible_check_mode=check_mode, _ansible_diff=diff, _ansible_verbosity=verbosity)
     out = io.StringIO()
+    code = None
     with set_module_args(full), contextlib.redirect_stdout(out):
         try:
             main()
