@@ -23,6 +23,7 @@ __metaclass__ = type
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -104,14 +105,23 @@ def knock_and_connect(client, family, address, sequence, port):
     return before, after
 
 
+def ssh_answers(server):
+    """The controller reaches the host's ssh again (its neighbour entry of the old container may be stale)."""
+    try:
+        socket.create_connection((server.ipv4, 22), 2).close()
+        return True
+    except (OSError, socket.timeout):
+        return False
+
+
 def boot(server):
     """Restart the container (a new network namespace: an empty firewall) and wait for the boot unit."""
     subprocess.run([LAB_PODMAN, 'restart', server.container], env=PODMAN_ENV, check=True, stdout=subprocess.DEVNULL)
-    deadline = time.time() + 90
+    deadline = time.time() + 120
     while True:
         state = server.run('systemctl is-active portknock-recent-knock.service').stdout.strip()
         listening = server.run('ss -ltnH "sport = :2022"').stdout.strip()   # the listener is up too
-        if state in ('active', 'failed') and listening:
+        if state in ('active', 'failed') and listening and ssh_answers(server):
             return state
         assert time.time() < deadline, 'the boot unit did not run: %s' % state
         time.sleep(1)

@@ -100,7 +100,7 @@ class FakeNft(object):
 
     def apply(self, script):
         tables = dict(self.tables)
-        block = None
+        block, block_name = None, None
         for line in script.splitlines():
             if block is not None:
                 block.append(line)
