@@ -89,20 +89,20 @@ SEED_BASELINE = ' && '.join(
 # Debian's /etc/nftables.conf, made strict.
 DEBIAN_NFTABLES_CONF = '''flush ruleset
 table inet filter {
-	chain input {
-		type filter hook input priority filter; policy drop;
-		ct state established,related accept
-		iif "lo" accept
-		meta l4proto { icmp, ipv6-icmp } accept
-		ip saddr %s tcp dport 22 accept
-		ip6 saddr %s tcp dport 22 accept
-	}
-	chain forward {
-		type filter hook forward priority filter; policy drop;
-	}
-	chain output {
-		type filter hook output priority filter;
-	}
+\tchain input {
+\t\ttype filter hook input priority filter; policy drop;
+\t\tct state established,related accept
+\t\tiif "lo" accept
+\t\tmeta l4proto { icmp, ipv6-icmp } accept
+\t\tip saddr %s tcp dport 22 accept
+\t\tip6 saddr %s tcp dport 22 accept
+\t}
+\tchain forward {
+\t\ttype filter hook forward priority filter; policy drop;
+\t}
+\tchain output {
+\t\ttype filter hook output priority filter;
+\t}
 }
 ''' % CONTROLLER
 

@@ -16,9 +16,10 @@ from ansible_collections.portknock.knock.plugins.module_utils import nft_rules
 from ansible_collections.portknock.knock.plugins.module_utils.door import make_door
 
 TEMPLATES = os.path.join(os.path.dirname(__file__), '..', '..', '..', 'roles', 'recent_knock', 'templates')
-DOORS = [dict(name='ssh', sequence=[7313, 4187, 9421], port=22), dict(name='web', sequence=[9421], port=[8443, 2222]),
-         dict(name='dns', sequence=[4187], port=5353, protocol='udp'), dict(name='old', sequence=[7313], port=2022,
-                                                                          state='absent')]
+DOORS = [dict(name='ssh', sequence=[7313, 4187, 9421], port=22),
+         dict(name='web', sequence=[9421], port=[8443, 2222]),
+         dict(name='dns', sequence=[4187], port=5353, protocol='udp'),
+         dict(name='old', sequence=[7313], port=2022, state='absent')]
 
 
 def render(name, **variables):

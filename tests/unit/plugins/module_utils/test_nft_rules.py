@@ -261,8 +261,8 @@ def test_door_tables_are_not_the_hosts_filter_but_the_baseline_is():
                 'policy drop;\n\t\t%s\n\t}\n}\n')
     assert blocked(baseline % 'tcp dport { 22 } accept') == []
     assert blocked(baseline % nr.ACCEPT_MARKED) == []
-    assert blocked(baseline % 'ct state established,related accept') == [('inet portknock_baseline input', False,
-                                                                           ('ipv4', 'ipv6'))]
+    assert blocked(baseline % 'ct state established,related accept') == [
+        ('inet portknock_baseline input', False, ('ipv4', 'ipv6'))]
 
 
 def test_message_says_what_to_add_without_secrets():
