@@ -547,3 +547,32 @@ def test_same_log_lines_as_debian_knockd(firewall, workdir):
         knockd.wait(10)
         knockd.stdout.close()
         ours.stop()
+
+
+def test_failed_stop_command_is_retried_until_the_door_closes(firewall, workdir):
+    """Issue 11 item 12: the first stop command fails; the door must not stay open."""
+    lab_ = firewall
+    server4 = lab_.server.ipv4
+    marker = workdir + '/stop-may-succeed'
+    flaky_stop = ('test -e %s && iptables -D INPUT -s %%IP%% -p tcp --dport 22 -j ACCEPT || (touch %s; exit 1)'
+                  % (marker, marker))
+    config = SEED_CONFIG.replace('    stop_command = iptables -D INPUT -s %IP% -p tcp --dport 22 -j ACCEPT\n',
+                                 '    stop_command = %s\n' % flaky_stop, 1)
+    assert flaky_stop in config
+    lab_.server.run('rm -f %s' % marker)
+    daemon = new_daemon(lab_, workdir, config).start()
+    try:
+        lab_.knock(server4, '2222', '3333', '4444')
+        assert wait_for(lambda: can_connect(lab_.client, server4), 3), daemon.output()
+        assert wait_for(lambda: 'openSSH: stop command failed (1), retry 1 of 10 in 1 s' in daemon.read_log(),
+                        CMD_TIMEOUT + 5), daemon.output()
+        assert wait_for(lambda: 'openSSH: stop command succeeded (retry 1)' in daemon.read_log(), 10), daemon.output()
+        assert not can_connect(lab_.client, server4, timeout=0.3)
+        assert lab_.client.ipv4 not in lab_.server.run('iptables -S INPUT', check=True).stdout
+        left = lab_.server.run(
+            "python3 -c 'import sys; sys.path.insert(0, sys.argv[1]); from ansible_collections.portknock.knock."
+            "plugins.module_utils.knockd_daemon.actions import read_state_file; print(read_state_file(sys.argv[2]))'"
+            " %s %s" % (COLLECTION_ON_HOST, daemon.state), check=True).stdout.strip()
+        assert left == '[]', left       # the door left the state file once its stop command succeeded
+    finally:
+        daemon.stop()
