@@ -23,13 +23,24 @@ A snapshot directory holds ``manifest.json`` and one file per saved thing:
   that did not exist is removed.  Then the listed services are restarted.
 
 Who wins between confirm and restore is decided by renaming the snapshot directory
-(``claim``): whichever renames it first acts, the other finds nothing.
+(``claim``): whichever renames it first acts, the other finds nothing.  Every operation on a
+guard (arm, confirm, restore, the watchdog) also holds the guard's lock ``<name>.lock``.
+
+Each arm has a token, kept with the snapshot in ``arm.json`` (with its deadline and the boot
+it was made in): confirm and restore must present it, and the watchdog restores only the arm
+it was started for.  The watchdog's restore carries on through every error it can survive
+(a missing binary, an unreadable file) and writes ``<name>.last-restore.json`` saying what it
+restored and what it could not; a restore that could not finish keeps the snapshot
+(``kept`` in the record) so it can be retried.
 """
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import binascii
+import contextlib
+import fcntl
 import json
 import os
 import re
@@ -40,6 +51,11 @@ import time
 
 GUARD_ROOT = '/var/lib/portknock/guard'
 MANIFEST = 'manifest.json'
+ARM = 'arm.json'
+BOOT_ID = '/proc/sys/kernel/random/boot_id'
+# an arm whose snapshot still exists this long after its deadline lost its watchdog (it died,
+# or never ran): it is stale, not live
+STALE_AFTER = 120
 SEARCH_PATH = ['/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin']
 FAMILIES = (('ipv4', 'iptables', '/proc/net/ip_tables_names'),
             ('ipv6', 'ip6tables', '/proc/net/ip6_tables_names'))
@@ -60,6 +76,8 @@ class SnapshotError(Exception):
 
 
 def default_run(args, data=None):
+    if not args or not args[0]:
+        raise SnapshotError('no program to run (a binary is missing): %r' % (args,))
     proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     out, err = proc.communicate(data.encode() if data is not None else None)
     return proc.returncode, out.decode('utf-8', 'replace'), err.decode('utf-8', 'replace')
@@ -172,6 +190,73 @@ def _write(path, text, mode=0o600):
         handle.write(text)
 
 
+def _write_atomic(path, text, mode=0o600):
+    tmp = '%s.tmp.%d' % (path, os.getpid())
+    _write(tmp, text, mode)
+    os.rename(tmp, path)
+
+
+def new_token():
+    """A fresh token for one arm (not a secret: it tells arms apart, it does not authenticate)."""
+    return binascii.hexlify(os.urandom(16)).decode('ascii')
+
+
+def boot_id():
+    try:
+        with open(BOOT_ID) as handle:
+            return handle.read().strip()
+    except (IOError, OSError):
+        return None
+
+
+def lock_path(directory):
+    return directory + '.lock'
+
+
+@contextlib.contextmanager
+def locked(path, timeout=60.0, poll=0.2):
+    """Hold an exclusive flock on ``path`` (created 0600); SnapshotError after ``timeout`` s."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        deadline = time.time() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except (IOError, OSError):
+                if time.time() >= deadline:
+                    raise SnapshotError('%s is locked by another run (waited %d s)' % (path, timeout))
+                time.sleep(poll)
+        yield
+    finally:
+        os.close(fd)       # releases the lock
+
+
+def read_arm(directory):
+    """The arm record of a snapshot directory (token, deadline, boot), {} when it has none."""
+    try:
+        with open(os.path.join(directory, ARM)) as handle:
+            arm = json.load(handle)
+        return arm if isinstance(arm, dict) else {}
+    except (IOError, OSError, ValueError):
+        return {}
+
+
+def write_arm(directory, arm):
+    _write_atomic(os.path.join(directory, ARM), json.dumps(arm, sort_keys=True))
+
+
+def is_live(arm, now=None, boot=None):
+    """Whether an arm still has a watchdog that will restore it (same boot, deadline not long past)."""
+    now = time.time() if now is None else now
+    boot = boot_id() if boot is None else boot
+    try:
+        deadline = float(arm.get('deadline'))
+    except (TypeError, ValueError):
+        return False
+    return bool(arm.get('token')) and arm.get('boot') == boot and now < deadline + STALE_AFTER
+
+
 def save(directory, paths=(), services=(), run=default_run):
     """Save the live firewall (and ``paths``) into ``directory`` (created 0700). Returns the manifest."""
     os.makedirs(directory, 0o700)
@@ -208,25 +293,41 @@ def save(directory, paths=(), services=(), run=default_run):
     return manifest
 
 
-def restore(directory, run=default_run):
-    """Put back what ``save`` saved in ``directory``. Returns the list of what was restored.
+def _need(path, name):
+    """``path`` of the binary ``name``, or a SnapshotError saying it is missing (never Popen([None]))."""
+    if not path:
+        raise SnapshotError('%s not found (PATH and %s)' % (name, ':'.join(SEARCH_PATH)))
+    return path
 
-    Every part is attempted even when one fails; SnapshotError lists the failures.
+
+def restore_parts(directory, run=None):
+    """Put back what ``save`` saved in ``directory``: (restored, failed), lists of strings.
+
+    Every part is attempted whatever happens to the others (a missing binary, an unreadable
+    file, a command that fails): the firewall parts, then the files, then the services.
     """
-    with open(os.path.join(directory, MANIFEST)) as handle:
-        manifest = json.load(handle)
+    run = run or default_run
     done, errors = [], []
 
     def attempt(label, func):
         try:
             func()
             done.append(label)
-        except (SnapshotError, IOError, OSError) as exc:
-            errors.append('%s: %s' % (label, exc))
+        except Exception as exc:    # pylint: disable=broad-except  # the way back goes on whatever fails
+            errors.append('%s: %s' % (label, exc if isinstance(exc, (SnapshotError, EnvironmentError))
+                                      else '%s: %s' % (type(exc).__name__, exc)))
 
-    nft = which('nft')
-    if manifest.get('nft') and nft:
+    try:
+        with open(os.path.join(directory, MANIFEST)) as handle:
+            manifest = json.load(handle)
+        if not isinstance(manifest, dict):
+            raise ValueError('not a JSON object')
+    except Exception as exc:        # pylint: disable=broad-except
+        return done, ['manifest %s: %s' % (os.path.join(directory, MANIFEST), exc)]
+
+    if manifest.get('nft'):
         def nft_restore():
+            nft = _need(which('nft'), 'nft')
             with open(os.path.join(directory, manifest['nft']['file'])) as handle:
                 saved = handle.read()
             now = nft_tables(_checked(run, [nft, 'list', 'tables']))
@@ -235,20 +336,22 @@ def restore(directory, run=default_run):
                 _checked(run, [nft, '-f', '-'], script)
         attempt('nft ruleset', nft_restore)
     for entry in manifest.get('iptables', []):
-        base = 'iptables' if entry['family'] == 'ipv4' else 'ip6tables'
-        names_file = dict((f, n) for f, b, n in FAMILIES)[entry['family']]
+        base = 'iptables' if entry.get('family') == 'ipv4' else 'ip6tables'
+        names_file = dict((f, n) for f, b, n in FAMILIES).get(entry.get('family'))
 
         def ipt_restore(entry=entry, base=base, names_file=names_file):
+            variant = entry['variant']
+            restore_bin = _need(_tool(base, variant, 'restore'), '%s-%s-restore' % (base, variant))
             with open(os.path.join(directory, entry['file'])) as handle:
                 saved = handle.read()
-            if entry['variant'] == 'legacy':
+            if variant == 'legacy':
                 now = legacy_tables_now(names_file)
             else:
-                now = tables_in(_checked(run, [_tool(base, 'nft', 'save')]))
+                now = tables_in(_checked(run, [_need(_tool(base, 'nft', 'save'), '%s-nft-save' % base)]))
             data = iptables_restore_input(saved, now)
             if data.strip():
-                _checked(run, [_tool(base, entry['variant'], 'restore'), '-w'], data)
-        attempt('%s-%s' % (base, entry['variant']), ipt_restore)
+                _checked(run, [restore_bin, '-w'], data)
+        attempt('%s-%s' % (base, entry.get('variant')), ipt_restore)
     for entry in manifest.get('files', []):
         def file_restore(entry=entry):
             path = entry['path']
@@ -266,18 +369,31 @@ def restore(directory, run=default_run):
                 os.unlink(tmp)
                 shutil.copyfile(os.path.join(directory, entry['copy']), path)
                 os.chmod(path, entry['mode'])
-        attempt(entry['path'], file_restore)
-    systemctl = which('systemctl')
+        attempt(entry.get('path', '?'), file_restore)
     for service in manifest.get('services', []):
-        attempt('restart %s' % service, lambda service=service: _checked(run, [systemctl or 'systemctl', 'restart', service]))
+        attempt('restart %s' % service,
+                lambda service=service: _checked(run, [_need(which('systemctl'), 'systemctl'), 'restart', service]))
+    return done, errors
+
+
+def incomplete_message(done, errors):
+    return 'restore incomplete, failed: %s (restored: %s)' % ('; '.join(errors), ', '.join(done) or 'nothing')
+
+
+def restore(directory, run=None):
+    """Put back what ``save`` saved in ``directory``. Returns the list of what was restored.
+
+    Every part is attempted even when one fails; SnapshotError lists the failures.
+    """
+    done, errors = restore_parts(directory, run)
     if errors:
-        raise SnapshotError('restore incomplete, failed: %s (restored: %s)' % ('; '.join(errors), ', '.join(done) or 'nothing'))
+        raise SnapshotError(incomplete_message(done, errors))
     return done
 
 
 def claim(directory, why):
     """Atomically take the snapshot for ``why`` ('confirmed' or 'restoring'); None if someone else did."""
-    taken = '%s.%s.%d' % (directory, why, os.getpid())
+    taken = '%s.%s.%d.%s' % (directory, why, os.getpid(), new_token()[:8])
     try:
         os.rename(directory, taken)
     except OSError:
@@ -289,20 +405,68 @@ def record_path(directory):
     return directory + '.last-restore.json'
 
 
-def restore_claimed(directory, run=default_run):
-    """Claim ``directory`` and restore it; writes ``<dir>.last-restore.json``. None if it was gone."""
+def confirm_record_path(directory):
+    return directory + '.last-confirm.json'
+
+
+def read_record(path):
+    try:
+        with open(path) as handle:
+            record = json.load(handle)
+        return record if isinstance(record, dict) else None
+    except (IOError, OSError, ValueError):
+        return None
+
+
+def restore_taken(directory, taken, run=None):
+    """Restore the claimed snapshot ``taken`` of guard ``directory``; write and return the record.
+
+    The record: time, token (of the arm restored), restored, failed (what could not be done),
+    error (None when complete) and kept (the snapshot, left in place when incomplete).
+    """
+    record = {'time': time.time(), 'token': read_arm(taken).get('token'), 'restored': [], 'failed': [],
+              'error': None, 'kept': None}
+    try:
+        done, errors = restore_parts(taken, run)
+    except Exception as exc:        # pylint: disable=broad-except  # restore_parts catches; belt and braces
+        done, errors = [], ['restore: %s: %s' % (type(exc).__name__, exc)]
+    record.update(restored=done, failed=errors)
+    if errors:
+        record.update(error=incomplete_message(done, errors), kept=taken)
+    try:
+        _write_atomic(record_path(directory), json.dumps(record, sort_keys=True))
+    except Exception as exc:        # pylint: disable=broad-except
+        record['record_error'] = str(exc)
+    if not errors:
+        shutil.rmtree(taken, ignore_errors=True)
+    return record
+
+
+def restore_claimed(directory, run=None, token=None):
+    """Claim ``directory`` and restore it; writes ``<dir>.last-restore.json``.
+
+    None if it was gone (confirmed, restored) or, with ``token``, holds another arm's snapshot.
+    """
+    if token is not None:
+        armed = read_arm(directory).get('token')
+        if armed and armed != token:
+            return None
     taken = claim(directory, 'restoring')
     if taken is None:
         return None
-    record = {'time': time.time(), 'restored': [], 'error': None}
-    try:
-        record['restored'] = restore(taken, run)
-    except (SnapshotError, IOError, OSError, ValueError) as exc:
-        record['error'] = str(exc)
-    _write(record_path(directory), json.dumps(record, sort_keys=True))
-    if record['error'] is None:
-        shutil.rmtree(taken, ignore_errors=True)
-    return record
+    return restore_taken(directory, taken, run)
+
+
+def retry_restore(directory, run=None):
+    """Restore again the snapshot an incomplete restore kept; the new record, or None if there is none."""
+    record = read_record(record_path(directory))
+    kept = record.get('kept') if record else None
+    if not kept or not os.path.isfile(os.path.join(kept, MANIFEST)):
+        return None
+    taken = claim(kept, 'restoring')
+    if taken is None:
+        return None
+    return restore_taken(directory, taken, run)
 
 
 def detach():
@@ -321,39 +485,63 @@ def detach():
     return 0
 
 
+WATCHDOG_LOCK_WAIT = 300.0
+
+
+def watchdog_restore(directory, token=None):
+    """The watchdog's restore: under the guard's lock when it can get it (a confirm in progress
+    finishes first), without it after WATCHDOG_LOCK_WAIT s (the way back must not wait forever)."""
+    held = None
+    try:
+        held = locked(lock_path(directory), timeout=WATCHDOG_LOCK_WAIT)
+        held.__enter__()       # pylint: disable=unnecessary-dunder-call
+    except (SnapshotError, EnvironmentError):
+        held = None
+    try:
+        return restore_claimed(directory, token=token)
+    finally:
+        if held is not None:
+            held.__exit__(None, None, None)
+
+
 def watchdog_main(argv, out=None, err=None):
     """The watchdog's command line; returns the exit status.
 
-    ``restore DIR``: restore now.  ``watch SECONDS DIR``: sleep, then restore.
-    ``spawn SECONDS DIR``: run ``watch`` in a detached child and print its pid.
+    ``restore DIR [TOKEN]``: restore now.  ``watch SECONDS DIR [TOKEN]``: sleep, then restore.
+    ``spawn SECONDS DIR [TOKEN]``: run ``watch`` in a detached child and print its pid.
+    With TOKEN only the arm of that token is restored (another arm's snapshot is left alone).
     The guard module writes this file plus a two-line ``__main__`` stub on the host
     (module_utils files have no entry point of their own).
     """
     out = out or sys.stdout
     err = err or sys.stderr
-    if len(argv) == 3 and argv[0] == 'spawn':
+    if len(argv) in (3, 4) and argv[0] == 'spawn':
         pid = detach()
         if pid:
             out.write('%d\n' % pid)
             out.flush()
             return 0
         try:
-            return watchdog_main(['watch', argv[1], argv[2]])
+            return watchdog_main(['watch'] + list(argv[1:]))
         finally:
             os._exit(0)     # the child never returns into the caller
-    if len(argv) == 2 and argv[0] == 'restore':
-        directory = argv[1]
-    elif len(argv) == 3 and argv[0] == 'watch':
-        time.sleep(float(argv[1]))
-        directory = argv[2]
+    if len(argv) in (2, 3) and argv[0] == 'restore':
+        directory, token = argv[1], (argv[2] if len(argv) == 3 else None)
+    elif len(argv) in (3, 4) and argv[0] == 'watch':
+        try:
+            time.sleep(float(argv[1]))
+        except ValueError:
+            err.write('watch: %r is not a number of seconds\n' % (argv[1],))
+            return 2
+        directory, token = argv[2], (argv[3] if len(argv) == 4 else None)
     else:
-        err.write('usage: firewall_snapshot.py restore DIR | watch SECONDS DIR | spawn SECONDS DIR\n')
+        err.write('usage: firewall_snapshot.py restore DIR [TOKEN] | watch SECONDS DIR [TOKEN] | spawn SECONDS DIR [TOKEN]\n')
         return 2
-    record = restore_claimed(directory)
+    record = watchdog_restore(directory, token)
     if record is None:
-        out.write('%s: confirmed or already restored, nothing to do\n' % directory)
+        out.write('%s: confirmed, already restored or armed again, nothing to do\n' % directory)
         return 0
-    out.write('%s: restored %s\n' % (directory, ', '.join(record['restored'])))
+    out.write('%s: restored %s\n' % (directory, ', '.join(record['restored']) or 'nothing'))
     if record['error']:
         err.write('%s\n' % record['error'])
         return 1

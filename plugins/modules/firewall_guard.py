@@ -22,14 +22,24 @@ description:
     in its own session (C(setsid))."
   - O(state=confirmed) stops the watchdog and deletes the snapshot (the change is kept).
     When the watchdog restored the host already, the task fails and says so
-    (RV(rolled_back) is true).
-  - O(state=restored) restores the snapshot now and stops the watchdog.
+    (RV(rolled_back) is true), including what the restore could not do.
+  - O(state=restored) restores the snapshot now and stops the watchdog. When the last restore
+    was incomplete (its snapshot is kept), it restores that snapshot again.
+  - "Each arm returns a RV(token). O(state=confirmed) and O(state=restored) must present it
+    (O(token)), so a rollout can only confirm or restore its own arm; arming again with it restarts
+    the countdown and keeps the snapshot. Without a token they act only on a snapshot whose watchdog
+    is gone (another boot, or its deadline long past)."
+  - "One live arm per host: while a guard is armed (its watchdog will restore it), arming it again
+    without its token, or arming any other guard, is refused with a message naming that arm. Every
+    guard snapshots the whole firewall, so two arms at once (two rollouts on one host) would undo
+    each other's changes. Every operation holds the guard's lock C(<name>.lock) (the watchdog too)."
   - "Restoring replaces the whole firewall: each saved iptables variant and family is restored
     without C(--noflush) (tables that appeared since are emptied, ACCEPT policies), native nftables
     tables that exist now are deleted and the saved ones loaded (one C(nft -f) transaction), the
     files in O(paths) are put back (a file that did not exist is removed), then O(services) are
-    restarted. Every part is attempted even when one fails; the result is written to
-    C(/var/lib/portknock/guard/<name>.last-restore.json)."
+    restarted. Every part is attempted whatever fails (a missing binary included); the result is
+    written to C(/var/lib/portknock/guard/<name>.last-restore.json): what was restored, what could
+    not be (C(failed)), and, when incomplete, where the snapshot is kept (C(kept))."
   - Confirm and restore race safely; whichever renames the snapshot directory first acts.
   - "Typical use, by hand or by an action plugin (C(portknock.knock.recent_knock) with
     C(rollback_timeout) does exactly this): arm, change the firewall, C(meta: reset_connection) so
@@ -44,7 +54,7 @@ extends_documentation_fragment:
 options:
   name:
     description:
-      - Name of the guard; several guards can be armed at once under different names.
+      - Name of the guard (its snapshot directory, watchdog unit and records).
       - Letters, digits, C(-) and C(_), at most 40 characters.
     type: str
     default: default
@@ -71,6 +81,12 @@ options:
     type: list
     elements: str
     default: []
+  token:
+    description:
+      - The RV(token) the arm returned. Required to confirm or restore a live arm; with
+        O(state=armed), arms that guard again (restarts its countdown, keeps its snapshot), and fails
+        when that arm is gone (confirmed, or restored by its watchdog).
+    type: str
   watchdog:
     description:
       - How the watchdog runs. V(auto) is V(systemd) when systemd is PID 1 and C(systemd-run)
@@ -79,9 +95,9 @@ options:
     choices: [auto, systemd, process]
     default: auto
 notes:
-  - "Arming a guard whose snapshot still exists (armed before, neither confirmed nor restored, for
-    example because the host rebooted while armed) keeps that older snapshot, the last state known
-    to be good, and restarts the watchdog; RV(kept_snapshot) is then true."
+  - "Arming a guard whose snapshot still exists but whose watchdog is gone (for example because the
+    host rebooted while armed) keeps that older snapshot, the last state known to be good, and
+    restarts the watchdog under a new token; RV(kept_snapshot) is then true."
   - A watchdog does not survive a reboot. The snapshot does; restore it with O(state=restored) or
     drop it with O(state=confirmed).
 attributes:
@@ -105,6 +121,7 @@ EXAMPLES = r'''
     timeout: 90
     paths: [/etc/knockd.conf]
     services: [knockd]
+  register: guard
 
 - name: The risky change
   ansible.builtin.template:
@@ -123,6 +140,7 @@ EXAMPLES = r'''
   portknock.knock.firewall_guard:
     name: knockd
     state: confirmed
+    token: "{{ guard.token }}"
 '''
 
 RETURN = r'''
@@ -155,6 +173,11 @@ pid:
   description: Process id of the watchdog.
   returned: when the watchdog is V(process)
   type: int
+token:
+  description: The token of this arm, to present to confirm or restore it (O(token)).
+  returned: when O(state=armed) and not in check mode
+  type: str
+  sample: 3f1c9b0d5e7a4c2b8e6f1a0d9c8b7a65
 deadline:
   description: Epoch time at which the watchdog restores the snapshot.
   returned: when O(state=armed) and not in check mode
@@ -169,14 +192,18 @@ rolled_back:
   returned: when O(state=confirmed)
   type: bool
 last_restore:
-  description: The record of the last restore of this guard (time, what, error), if any.
-  returned: when O(state=confirmed) and RV(rolled_back)
+  description:
+    - The record of the last restore of this guard, if any; keys C(time), C(token), C(restored),
+      C(failed) (what could not be done), C(error) (null when complete), C(kept) (the snapshot kept by
+      an incomplete restore).
+  returned: when O(state=confirmed) and RV(rolled_back), and when O(state=restored) restored something
   type: dict
 '''
 
 import inspect
 import json
 import os
+import re
 import shutil
 import signal
 import sys
@@ -238,20 +265,20 @@ def stop_watchdog(module, name, root):
         os.unlink(pidfile)
 
 
-def start_watchdog(module, name, root, helper, directory, timeout, kind):
+def start_watchdog(module, name, root, helper, directory, timeout, kind, token):
     python = sys.executable or '/usr/bin/python3'
     if kind == 'systemd':
         args = [module.get_bin_path('systemd-run', required=True), '--unit', unit_name(name),
                 '--on-active', '%ds' % timeout, '--timer-property', 'AccuracySec=1s',
                 '--description', 'portknock firewall guard %s: restore the firewall unless confirmed' % name,
-                python, helper, 'restore', directory]
+                python, helper, 'restore', directory, token]
         rc, out, err = module.run_command(args)
         if rc != 0:
             raise fs.SnapshotError('systemd-run failed: %s' % (err or out).strip())
         return dict(watchdog='systemd', unit='%s.timer' % unit_name(name))
     # the helper forks the watchdog into its own session and prints its pid (run_command
     # returns at once: the child holds none of its pipes)
-    rc, out, err = module.run_command([python, helper, 'spawn', str(timeout), directory], cwd='/')
+    rc, out, err = module.run_command([python, helper, 'spawn', str(timeout), directory, token], cwd='/')
     try:
         pid = int(out.strip())
     except ValueError:
@@ -262,12 +289,217 @@ def start_watchdog(module, name, root, helper, directory, timeout, kind):
     return dict(watchdog='process', pid=pid)
 
 
-def last_restore(directory):
+LOCK_WAIT = 60
+ARM_LOCK = '.arm.lock'
+
+
+def when(epoch):
     try:
-        with open(fs.record_path(directory)) as handle:
-            return json.load(handle)
-    except (IOError, OSError, ValueError):
-        return None
+        return time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(float(epoch)))
+    except (TypeError, ValueError):
+        return 'an unknown time'
+
+
+def describe_arm(name, arm):
+    return ('guard %s was armed at %s (token %s...) and its watchdog restores that snapshot at %s unless the '
+            'rollout that armed it confirms' % (name, when(arm.get('created')), str(arm.get('token'))[:8],
+                                                when(arm.get('deadline'))))
+
+
+def live_guards(root, name, now, boot):
+    """(name, arm) of every other guard on this host whose arm is live."""
+    found = []
+    try:
+        entries = sorted(os.listdir(root))
+    except OSError:
+        return found
+    for entry in entries:
+        path = os.path.join(root, entry)
+        if entry == name or not fs.NAME_RE.match(entry) or not os.path.isdir(path):
+            continue    # claimed, half-written and lock files have dots in their names
+        arm = fs.read_arm(path)
+        if os.path.isfile(os.path.join(path, fs.MANIFEST)) and fs.is_live(arm, now, boot):
+            found.append((entry, arm))
+    return found
+
+
+def token_matches(arm, token, live):
+    """Whether the caller may confirm or restore the snapshot of ``arm``: with its token; without a
+    token only a snapshot that has none (armed by an older version) or whose watchdog is gone."""
+    if token is not None:
+        return token == arm.get('token')
+    return not arm.get('token') or not live
+
+
+def record_about(record, token):
+    """Whether a restore record is about the arm of ``token`` (any arm when no token is given)."""
+    return record is not None and (token is None or record.get('token') in (None, token))
+
+
+def rolled_back_message(name, record):
+    msg = 'guard %s: too late to confirm, the watchdog restored the previous firewall at %s' % (name, when(record.get('time')))
+    if record.get('error'):
+        msg += ('; the restore was INCOMPLETE, it could not do: %s (restored: %s); the snapshot is kept in %s: '
+                'fix the cause and run state=restored to finish it'
+                % ('; '.join(record.get('failed') or [record['error']]), ', '.join(record.get('restored') or []) or 'nothing',
+                   record.get('kept')))
+    return msg
+
+
+def not_armed_message(name, directory, token):
+    record = fs.read_record(fs.record_path(directory))
+    if record_about(record, token):
+        return rolled_back_message(name, record)
+    return ('guard %s: nothing is armed under this token (it was never armed on this host, or confirmed or restored '
+            'and armed again since)' % name)
+
+
+def arm(module, p, root, directory, result):
+    kind = p['watchdog']
+    if kind == 'auto':
+        kind = 'systemd' if systemd_available(module) else 'process'
+    elif kind == 'systemd' and not systemd_available(module):
+        module.fail_json(msg='watchdog=systemd but systemd is not running or systemd-run is missing', **result)
+    now, boot, token = time.time(), fs.boot_id(), p['token']
+    exists = os.path.isfile(os.path.join(directory, fs.MANIFEST))
+    current = fs.read_arm(directory) if exists else {}
+    live = exists and fs.is_live(current, now, boot)
+    if live and token != current.get('token'):
+        module.fail_json(msg='%s. This arm is refused (two arms at once would undo each other\'s changes): wait until '
+                         'that rollout confirms or its watchdog restores, or pass its token to restart its countdown'
+                         % describe_arm(p['name'], current), **result)
+    again = exists and token is not None and token == current.get('token')
+    if token is not None and not again:
+        module.fail_json(msg='not armed again: ' + not_armed_message(p['name'], directory, token), **result)
+    if not again:
+        others = live_guards(root, p['name'], now, boot)
+        if others:
+            module.fail_json(msg='%s. This arm of guard %s is refused: every guard snapshots the whole firewall, so '
+                             'two at once would undo each other\'s changes; wait until it is confirmed or restored'
+                             % (describe_arm(*others[0]), p['name']), **result)
+    result.update(changed=True, kept_snapshot=exists)
+    if module.check_mode:
+        module.exit_json(**result)
+    new = None
+    try:
+        helper = write_helper(root)
+        stop_watchdog(module, p['name'], root)
+        if exists:
+            manifest = fs.read_record(os.path.join(directory, fs.MANIFEST)) or {}
+            if not again:
+                module.warn('guard %s: an unconfirmed snapshot of %s exists, its watchdog is gone; it is kept '
+                            '(last known-good state) and armed again under a new token'
+                            % (p['name'], time.ctime(manifest.get('created', 0))))
+        else:
+            token = fs.new_token()
+            for entry in os.listdir(root):      # half-written snapshots of arms that died (we hold the lock)
+                if entry.startswith(p['name'] + '.new.'):
+                    shutil.rmtree(os.path.join(root, entry), ignore_errors=True)
+            new = '%s.new.%s' % (directory, token[:8])
+            manifest = fs.save(new, p['paths'], p['services'], run=lambda a, d=None: module.run_command(a, data=d))
+            if os.path.lexists(directory):      # not a snapshot (no manifest): put aside, never deleted
+                os.rename(directory, '%s.broken.%d' % (directory, int(now)))
+        if not again and exists:
+            token = fs.new_token()
+        record = dict(token=token, created=current.get('created', now) if exists else now, armed=now,
+                      deadline=now + p['timeout'], boot=boot, timeout=p['timeout'])
+        fs.write_arm(new or directory, record)
+        if new:
+            os.rename(new, directory)
+            new = None
+            for old in (fs.record_path(directory), fs.confirm_record_path(directory)):
+                if os.path.exists(old):
+                    os.unlink(old)
+        result['saved'] = (['iptables-%s %s' % (e['variant'], e['family']) for e in manifest.get('iptables', [])]
+                           + (['nft'] if manifest.get('nft') else [])
+                           + [e['path'] for e in manifest.get('files', [])])
+        result.update(token=token, deadline=record['deadline'])
+        watchdog = start_watchdog(module, p['name'], root, helper, directory, p['timeout'], kind, token)
+        result.update(watchdog)
+        record.update(watchdog)
+        fs.write_arm(directory, record)
+    except (fs.SnapshotError, IOError, OSError) as exc:
+        if new:
+            shutil.rmtree(new, ignore_errors=True)     # our own half-written snapshot
+        module.fail_json(msg='could not arm guard %s (nothing will be restored): %s' % (p['name'], exc), **result)
+    module.exit_json(**result)
+
+
+def confirm(module, p, root, directory, result):
+    token = p['token']
+    result['rolled_back'] = False
+    if os.path.isfile(os.path.join(directory, fs.MANIFEST)):
+        current = fs.read_arm(directory)
+        live = fs.is_live(current)
+        if not token_matches(current, token, live):
+            if token is None:
+                module.fail_json(msg='%s: confirming needs the token that arm returned' % describe_arm(p['name'], current),
+                                 **result)
+            msg = not_armed_message(p['name'], directory, token)
+            if record_about(fs.read_record(fs.record_path(directory)), token):
+                result.update(rolled_back=True, last_restore=fs.read_record(fs.record_path(directory)))
+            module.fail_json(msg='%s; the snapshot there is another arm\'s: %s' % (msg, describe_arm(p['name'], current)),
+                             **result)
+        result['changed'] = True
+        if module.check_mode:
+            module.exit_json(**result)
+        claimed = fs.claim(directory, 'confirmed')
+        if claimed is not None:
+            stop_watchdog(module, p['name'], root)
+            shutil.rmtree(claimed, ignore_errors=True)
+            try:
+                fs._write_atomic(fs.confirm_record_path(directory),
+                                 json.dumps(dict(token=current.get('token'), time=time.time()), sort_keys=True))
+            except (IOError, OSError) as exc:
+                module.warn('guard %s confirmed, but its record could not be written: %s' % (p['name'], exc))
+            module.exit_json(**result)
+        result['changed'] = False
+    record = fs.read_record(fs.record_path(directory))
+    if record_about(record, token):
+        result.update(rolled_back=True, last_restore=record)
+        module.fail_json(msg=rolled_back_message(p['name'], record), **result)
+    confirmed = fs.read_record(fs.confirm_record_path(directory))
+    if token is not None:
+        if confirmed and confirmed.get('token') == token:
+            module.exit_json(msg='guard %s: already confirmed at %s' % (p['name'], when(confirmed.get('time'))), **result)
+        module.fail_json(msg=not_armed_message(p['name'], directory, token), **result)
+    module.exit_json(msg='guard %s: nothing armed' % p['name'], **result)
+
+
+def restore_now(module, p, root, directory, result):
+    token = p['token']
+
+    def run(args, data=None):
+        return module.run_command(args, data=data)
+
+    if os.path.isfile(os.path.join(directory, fs.MANIFEST)):
+        current = fs.read_arm(directory)
+        if not token_matches(current, token, fs.is_live(current)):
+            module.fail_json(msg='%s: restoring it now needs the token that arm returned' % describe_arm(p['name'], current),
+                             **result)
+        result['changed'] = True
+        if module.check_mode:
+            module.exit_json(**result)
+        record = fs.restore_claimed(directory, run=run)
+        stop_watchdog(module, p['name'], root)
+        if record is None:
+            module.exit_json(msg='guard %s: confirmed or restored by someone else meanwhile' % p['name'], **result)
+    else:
+        record = fs.read_record(fs.record_path(directory))
+        if not (record_about(record, token) and record.get('kept') and os.path.isdir(record['kept'])):
+            module.exit_json(msg='guard %s: no snapshot to restore' % p['name'], **result)
+        # an incomplete restore kept its snapshot: do it again (the cause may be fixed now)
+        result['changed'] = True
+        if module.check_mode:
+            module.exit_json(**result)
+        record = fs.retry_restore(directory, run=run)
+        if record is None:
+            module.exit_json(msg='guard %s: no snapshot to restore' % p['name'], **result)
+    result.update(restored=record['restored'], last_restore=record)
+    if record['error']:
+        module.fail_json(msg='guard %s: %s; the snapshot is kept in %s, run state=restored again to retry'
+                         % (p['name'], record['error'], record['kept']), **result)
+    module.exit_json(**result)
 
 
 def main():
@@ -279,6 +511,7 @@ def main():
             paths=dict(type='list', elements='path', default=[]),
             services=dict(type='list', elements='str', default=[]),
             watchdog=dict(type='str', choices=['auto', 'systemd', 'process'], default='auto'),
+            token=dict(type='str', no_log=False),
         ),
         supports_check_mode=True,
     )
@@ -289,81 +522,31 @@ def main():
     except fs.SnapshotError as exc:
         module.fail_json(msg=str(exc))
     result = dict(changed=False, snapshot=directory)
-    exists = os.path.isfile(os.path.join(directory, fs.MANIFEST))
-
-    if p['state'] == 'armed':
-        if p['timeout'] is None or p['timeout'] < 1:
-            module.fail_json(msg='timeout %r must be at least 1 second' % p['timeout'], **result)
-        kind = p['watchdog']
-        if kind == 'auto':
-            kind = 'systemd' if systemd_available(module) else 'process'
-        elif kind == 'systemd' and not systemd_available(module):
-            module.fail_json(msg='watchdog=systemd but systemd is not running or systemd-run is missing', **result)
-        result.update(changed=True, kept_snapshot=exists)
-        if module.check_mode:
-            module.exit_json(**result)
-        created = False
+    if p['token'] is not None and not re.match(r'[0-9a-f]{32}\Z', p['token']):
+        module.fail_json(msg='token %r is not a guard token (32 hex digits, as state=armed returns it)' % p['token'], **result)
+    if p['state'] == 'armed' and (p['timeout'] is None or p['timeout'] < 1):
+        module.fail_json(msg='timeout %r must be at least 1 second' % p['timeout'], **result)
+    action = dict(armed=arm, confirmed=confirm, restored=restore_now)[p['state']]
+    if module.check_mode and not os.path.isdir(root):
+        action(module, p, root, directory, result)
+    try:
+        if not os.path.isdir(root):
+            os.makedirs(root, 0o700)
+        # arms of every guard are serialised (one live guard per host), then every operation on
+        # this guard holds its lock (the watchdog too)
+        outer = fs.locked(os.path.join(root, ARM_LOCK), LOCK_WAIT) if p['state'] == 'armed' else None
+        if outer is not None:
+            outer.__enter__()       # pylint: disable=unnecessary-dunder-call
         try:
-            helper = write_helper(root)
-            stop_watchdog(module, p['name'], root)
-            if not exists:
-                if os.path.exists(directory):      # a half-written snapshot of a failed arm
-                    shutil.rmtree(directory)
-                created = True
-                if os.path.exists(fs.record_path(directory)):
-                    os.unlink(fs.record_path(directory))
-                manifest = fs.save(directory, p['paths'], p['services'], run=lambda a, d=None: module.run_command(a, data=d))
-            else:
-                with open(os.path.join(directory, fs.MANIFEST)) as handle:
-                    manifest = json.load(handle)
-                module.warn('guard %s: an unconfirmed snapshot of %s exists, it is kept (last known-good state)'
-                            % (p['name'], time.ctime(manifest.get('created', 0))))
-            result['saved'] = (['iptables-%s %s' % (e['variant'], e['family']) for e in manifest['iptables']]
-                               + (['nft'] if manifest.get('nft') else [])
-                               + [e['path'] for e in manifest['files']])
-            result['deadline'] = time.time() + p['timeout']
-            result.update(start_watchdog(module, p['name'], root, helper, directory, p['timeout'], kind))
-        except (fs.SnapshotError, IOError, OSError) as exc:
-            if created:
-                shutil.rmtree(directory, ignore_errors=True)
-            module.fail_json(msg='could not arm guard %s (nothing will be restored): %s' % (p['name'], exc), **result)
-        module.exit_json(**result)
-
-    if p['state'] == 'confirmed':
-        result['rolled_back'] = False
-        claimed = None
-        if exists:
-            result['changed'] = True
-            if module.check_mode:
-                module.exit_json(**result)
-            claimed = fs.claim(directory, 'confirmed')
-            if claimed is not None:
-                stop_watchdog(module, p['name'], root)
-                shutil.rmtree(claimed, ignore_errors=True)
-                module.exit_json(**result)
-        # arming removes the previous record: a record now means the watchdog restored this arm
-        record = last_restore(directory)
-        if record is not None or exists:
-            result.update(changed=False, rolled_back=True, last_restore=record)
-            module.fail_json(msg='guard %s: too late to confirm, the watchdog %s the previous firewall'
-                             % (p['name'], ('restored at %s' % time.ctime(record['time'])) if record else 'is restoring'),
-                             **result)
-        module.exit_json(msg='guard %s: nothing armed' % p['name'], **result)
-
-    # restored
-    if not exists:
-        module.exit_json(msg='guard %s: no snapshot to restore' % p['name'], **result)
-    result['changed'] = True
-    if module.check_mode:
-        module.exit_json(**result)
-    record = fs.restore_claimed(directory, run=lambda a, d=None: module.run_command(a, data=d))
-    stop_watchdog(module, p['name'], root)
-    if record is None:
-        module.exit_json(msg='guard %s: confirmed or restored by someone else meanwhile' % p['name'], **result)
-    result['restored'] = record['restored']
-    if record['error']:
-        module.fail_json(msg=record['error'], **result)
-    module.exit_json(**result)
+            with fs.locked(fs.lock_path(directory), LOCK_WAIT):
+                action(module, p, root, directory, result)
+        finally:
+            if outer is not None:
+                outer.__exit__(None, None, None)
+    except fs.SnapshotError as exc:
+        module.fail_json(msg='guard %s is busy: %s' % (p['name'], exc), **result)
+    except (IOError, OSError) as exc:
+        module.fail_json(msg='guard %s: %s' % (p['name'], exc), **result)
 
 
 if __name__ == '__main__':

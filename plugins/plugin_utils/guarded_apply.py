@@ -9,6 +9,9 @@ through it, retrying until shortly before the watchdog fires.  If the controller
 get back in, the task fails and the host restores its previous firewall by itself.
 Modelled on community.general's iptables_state action plugin.
 
+Every confirm and restore presents the token the arm returned, so a rollout only ever
+confirms its own arm (a second rollout's arm on the same host is refused by the module).
+
 * module unchanged (failed or not): nothing changed, confirm over the same connection;
 * module changed: confirm through a new connection, as above;
 * module FAILED AND CHANGED (a change that went only part of the way: one address family or
@@ -57,11 +60,11 @@ def _try_guard(action, task_vars, **args):
     return res, None
 
 
-def _restore_failed_change(action, task_vars, result, guard, arm, host):
+def _restore_failed_change(action, task_vars, result, guard, arm, token, host):
     """The module failed after changing the firewall: put the previous one back now."""
     name = guard['name']
     failure = result.get('msg', 'failed')
-    res, err = _try_guard(action, task_vars, name=name, state='restored')
+    res, err = _try_guard(action, task_vars, name=name, state='restored', **token)
     guard.update(confirmed=False, rolled_back=False)
     if res is None:
         state = ('the controller could not reach the host to restore it at once (%s): it WILL ROLL BACK to its '
@@ -89,15 +92,16 @@ def run_guarded(action, task_vars, module_name, module_args, timeout, guard_name
         return dict(failed=True, changed=False, msg='firewall guard %s not armed, nothing changed: %s'
                     % (guard_name, arm.get('msg')))
     deadline = time.time() + timeout
+    token = dict(token=arm['token']) if arm.get('token') else {}
     result = action._execute_module(module_name=module_name, module_args=module_args, task_vars=task_vars)
     guard = dict(name=guard_name, timeout=timeout, watchdog=arm.get('watchdog'), snapshot=arm.get('snapshot'),
                  module=module_name)
     result['firewall_guard'] = guard
     if result.get('failed') and result.get('changed'):
-        return _restore_failed_change(action, task_vars, result, guard, arm, host)
+        return _restore_failed_change(action, task_vars, result, guard, arm, token, host)
     if not result.get('changed'):
         # nothing changed: confirm over the same connection
-        conf, err = _try_guard(action, task_vars, name=guard_name, state='confirmed')
+        conf, err = _try_guard(action, task_vars, name=guard_name, state='confirmed', **token)
         guard['confirmed'] = bool(conf and not conf.get('failed'))
         if not guard['confirmed']:
             display.warning('firewall guard %s on %s: confirming an unchanged firewall failed (%s); '
@@ -110,7 +114,7 @@ def run_guarded(action, task_vars, module_name, module_args, timeout, guard_name
     attempts = 0
     while time.time() < deadline - MARGIN:
         attempts += 1
-        conf, err = _try_guard(action, task_vars, name=guard_name, state='confirmed')
+        conf, err = _try_guard(action, task_vars, name=guard_name, state='confirmed', **token)
         if conf is None:
             last_error = err
             display.v('firewall guard %s: %s not reachable yet (%s)' % (guard_name, host, err))
@@ -129,7 +133,7 @@ def run_guarded(action, task_vars, module_name, module_args, timeout, guard_name
     if wait > 0:
         time.sleep(wait)
     _reset(action)
-    conf, err = _try_guard(action, task_vars, name=guard_name, state='confirmed')
+    conf, err = _try_guard(action, task_vars, name=guard_name, state='confirmed', **token)
     guard.update(confirmed=False, attempts=attempts, rolled_back=bool(conf and conf.get('rolled_back')))
     if guard['rolled_back']:
         state = 'it HAS ROLLED BACK to its previous firewall by itself (%s)' % conf.get('msg')

@@ -215,9 +215,154 @@ def test_watchdog_main(tmp_path, tools, monkeypatch):
     directory = str(tmp_path / 'snap')
     fs.save(directory, run=FakeHost({'iptables-nft-save': SAVE}).run)
     monkeypatch.setattr(fs, 'default_run', FakeHost({}).run)
-    monkeypatch.setattr(fs.restore_claimed, '__defaults__', (fs.default_run,))
     slept = []
     monkeypatch.setattr(fs.time, 'sleep', slept.append)
     out = io.StringIO()
     assert fs.watchdog_main(['watch', '7', directory], out, err) == 0
     assert slept == [7.0] and 'restored' in out.getvalue()
+
+
+# --- the watchdog's restore carries on through every error it can survive (issue 11 item 5) ---
+
+ALL_TOOLS = ('iptables-nft-save', 'iptables-nft-restore', 'ip6tables-nft-save', 'ip6tables-nft-restore', 'nft',
+             'systemctl')
+
+
+def saved_snapshot(tmp_path, host=None):
+    """A snapshot of a firewall (v4, v6, nft), one file that existed and one that did not, a service."""
+    kept = tmp_path / 'knockd.conf'
+    kept.write_text('old')
+    gone = tmp_path / 'new.conf'
+    directory = str(tmp_path / 'snap')
+    host = host or FakeHost({'iptables-nft-save': SAVE, 'ip6tables-nft-save': SAVE, 'nft': RULESET})
+    fs.save(directory, [str(kept), str(gone)], ['knockd'], run=host.run)
+    fs.write_arm(directory, dict(token='a' * 32, deadline=0, boot='b'))
+    kept.write_text('changed')
+    gone.write_text('appeared')
+    return directory, kept, gone
+
+
+@pytest.mark.parametrize('missing', ALL_TOOLS)
+def test_restore_with_a_missing_binary_restores_everything_else(tmp_path, tools, monkeypatch, missing):
+    directory, kept, gone = saved_snapshot(tmp_path)
+    present = set(ALL_TOOLS) - {missing}
+    monkeypatch.setattr(fs, 'which', lambda name: '/sbin/' + name if name in present else None)
+    after = FakeHost({'iptables-nft-save': '', 'ip6tables-nft-save': '', 'nft': ''})
+    done, failed = fs.restore_parts(directory, run=after.run)
+    assert len(failed) == 1 and missing in failed[0] and 'not found' in failed[0], failed
+    assert kept.read_text() == 'old' and not gone.exists()          # knockd.conf and co. are back
+    assert None not in [c[0] for c in after.calls]
+    expected = {'nft': 'nft ruleset', 'systemctl': 'restart knockd', 'iptables-nft-save': 'iptables-nft',
+                'iptables-nft-restore': 'iptables-nft', 'ip6tables-nft-save': 'ip6tables-nft',
+                'ip6tables-nft-restore': 'ip6tables-nft'}[missing]
+    assert expected not in done and len(done) == 5, done
+
+
+@pytest.mark.parametrize('exc', [TypeError('expected str, bytes or os.PathLike object, not NoneType'),
+                                 ValueError('bad'), KeyError('x'), UnicodeDecodeError('utf-8', b'\xff', 0, 1, 'bad'),
+                                 OSError(2, 'No such file or directory')])
+def test_restore_survives_any_error_of_a_command(tmp_path, tools, exc):
+    directory, kept, gone = saved_snapshot(tmp_path)
+
+    def run(args, data=None):
+        if os.path.basename(args[0]) == 'iptables-nft-restore':
+            raise exc
+        return 0, '', ''
+    done, failed = fs.restore_parts(directory, run=run)
+    assert [f.split(':')[0] for f in failed] == ['iptables-nft']
+    assert kept.read_text() == 'old' and 'restart knockd' in done and 'ip6tables-nft' in done
+
+
+def test_default_run_refuses_a_missing_program():
+    for args in ([None, '-w'], [], ['']):
+        with pytest.raises(fs.SnapshotError):
+            fs.default_run(args)
+
+
+@pytest.mark.parametrize('manifest', ['', '{', '[]', '"x"', '{"iptables": [{"family": "ipv4"}]}'])
+def test_restore_of_a_broken_manifest_is_recorded(tmp_path, tools, manifest):
+    directory = tmp_path / 'snap'
+    directory.mkdir()
+    (directory / fs.MANIFEST).write_text(manifest)
+    record = fs.restore_claimed(str(directory), run=FakeHost({}).run)
+    assert record['error'] and record['failed'] and record['kept']
+    assert fs.read_record(fs.record_path(str(directory)))['failed'] == record['failed']
+
+
+def test_incomplete_restore_keeps_the_snapshot_records_it_and_can_be_retried(tmp_path, tools, monkeypatch):
+    directory, kept, gone = saved_snapshot(tmp_path)
+    monkeypatch.setattr(fs, 'which', lambda name: '/sbin/' + name if name != 'iptables-nft-restore' else None)
+    record = fs.restore_claimed(directory, run=FakeHost({}).run, token='a' * 32)
+    assert record['token'] == 'a' * 32 and record['error'] and 'iptables-nft-restore' in record['error']
+    assert record['failed'] and 'iptables-nft' not in record['restored'] and str(kept) in record['restored']
+    assert os.path.isfile(os.path.join(record['kept'], fs.MANIFEST)) and not os.path.exists(directory)
+    on_disk = fs.read_record(fs.record_path(directory))
+    assert on_disk['failed'] == record['failed'] and on_disk['kept'] == record['kept']
+    # the binary is back: the retry restores it all and removes the kept snapshot
+    monkeypatch.setattr(fs, 'which', lambda name: '/sbin/' + name)
+    again = fs.retry_restore(directory, run=FakeHost({}).run)
+    assert again['error'] is None and 'iptables-nft' in again['restored'] and again['token'] == 'a' * 32
+    assert not os.path.exists(record['kept']) and not os.path.exists(again['kept'] or '/nonexistent')
+    assert fs.retry_restore(directory, run=FakeHost({}).run) is None
+
+
+def test_watchdog_restores_only_the_arm_it_was_started_for(tmp_path, tools):
+    directory, kept, gone = saved_snapshot(tmp_path)
+    assert fs.restore_claimed(directory, run=FakeHost({}).run, token='b' * 32) is None
+    assert os.path.isdir(directory) and kept.read_text() == 'changed'    # another arm's snapshot: untouched
+    assert fs.restore_claimed(directory, run=FakeHost({}).run, token='a' * 32)['error'] is None
+    assert kept.read_text() == 'old'
+
+
+def test_watchdog_main_with_a_token_and_a_missing_binary(tmp_path, tools, monkeypatch):
+    directory, kept, gone = saved_snapshot(tmp_path)
+    monkeypatch.setattr(fs, 'default_run', FakeHost({}).run)
+    monkeypatch.setattr(fs, 'which', lambda name: None if name == 'nft' else '/sbin/' + name)
+    out, err = io.StringIO(), io.StringIO()
+    assert fs.watchdog_main(['restore', directory, 'b' * 32], out, err) == 0 and os.path.isdir(directory)
+    assert fs.watchdog_main(['restore', directory, 'a' * 32], out, err) == 1
+    assert 'nft not found' in err.getvalue() and kept.read_text() == 'old'
+    assert fs.watchdog_main(['watch', 'soon', directory], out, err) == 2
+
+
+def test_lock_is_exclusive_and_times_out_with_a_clear_error(tmp_path):
+    path = str(tmp_path / 'g.lock')
+    with fs.locked(path, timeout=1):
+        with pytest.raises(fs.SnapshotError) as err:
+            with fs.locked(path, timeout=0.3, poll=0.1):
+                pass
+        assert 'locked by another run' in str(err.value)
+    with fs.locked(path, timeout=0.3):
+        pass                                    # released
+
+
+def test_watchdog_waits_for_the_lock_then_restores_without_it(tmp_path, tools, monkeypatch):
+    directory, kept, gone = saved_snapshot(tmp_path)
+    monkeypatch.setattr(fs, 'default_run', FakeHost({}).run)
+    monkeypatch.setattr(fs, 'WATCHDOG_LOCK_WAIT', 0.3)
+    with fs.locked(fs.lock_path(directory)):
+        record = fs.watchdog_restore(directory, 'a' * 32)     # the way back does not wait forever
+    assert record['error'] is None and kept.read_text() == 'old'
+
+
+@pytest.mark.parametrize('arm,live', [
+    (dict(token='t', deadline=1000, boot='b'), True),
+    (dict(token='t', deadline=1000 - fs.STALE_AFTER + 1, boot='b'), True),
+    (dict(token='t', deadline=1000 - fs.STALE_AFTER, boot='b'), False),     # its watchdog is gone
+    (dict(token='t', deadline=5000, boot='other'), False),                 # armed before a reboot
+    (dict(deadline=5000, boot='b'), False),                                # no token: an older version's
+    (dict(token='t', deadline='soon', boot='b'), False),
+    ({}, False)])
+def test_is_live(arm, live):
+    assert fs.is_live(arm, now=1000, boot='b') is live
+
+
+def test_tokens_differ_and_arm_records_round_trip(tmp_path):
+    tokens = set(fs.new_token() for _ in range(50))
+    assert len(tokens) == 50 and all(len(t) == 32 for t in tokens)
+    fs.write_arm(str(tmp_path), dict(token='t'))
+    assert fs.read_arm(str(tmp_path)) == dict(token='t')
+    assert oct(os.stat(str(tmp_path / fs.ARM)).st_mode & 0o777) == '0o600'
+    (tmp_path / fs.ARM).write_text('[1]')
+    assert fs.read_arm(str(tmp_path)) == {}
+    assert fs.read_arm(str(tmp_path / 'none')) == {}

@@ -6,7 +6,7 @@
 The backends are replaced by a fake that holds live rules per part (family or table) and
 fails where told: the decision "what did this run change" is the module's logic.  The real
 partial commit (IPv4 committed, IPv6 refused) runs on a lab host in
-tests/integration/test_guard_faults_lab.py.
+tests/integration/test_guard_faults_lab.py.  Also: the action plugin names its guard after the door.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -15,6 +15,7 @@ __metaclass__ = type
 
 import pytest
 
+from ansible_collections.portknock.knock.plugins.action import recent_knock as action
 from ansible_collections.portknock.knock.plugins.module_utils.iptables_backend import BackendError
 from ansible_collections.portknock.knock.plugins.modules import recent_knock
 
@@ -78,19 +79,19 @@ def test_ipv4_committed_then_ipv6_refused_is_a_change(monkeypatch):
 
 
 def test_refused_first_part_is_no_change(monkeypatch):
-    result, _, failed = run_with(monkeypatch, FakeBackend('iptables', ['ipv4', 'ipv6'], fail_at='ipv4'))
+    result, dummy, failed = run_with(monkeypatch, FakeBackend('iptables', ['ipv4', 'ipv6'], fail_at='ipv4'))
     assert failed and result['changed'] is False and 'nothing was changed' in result['msg']
 
 
 def test_readback_mismatch_is_a_change(monkeypatch):
-    result, _, failed = run_with(monkeypatch, FakeBackend('iptables', ['ipv4', 'ipv6'], readback='odd'))
+    result, dummy, failed = run_with(monkeypatch, FakeBackend('iptables', ['ipv4', 'ipv6'], readback='odd'))
     assert failed and result['changed'] is True and 'reads back differently' in result['msg']
     assert 'WAS changed' in result['msg']
 
 
 def test_unreadable_after_a_failed_apply_counts_as_changed(monkeypatch):
     backend = FakeBackend('iptables', ['ipv4', 'ipv6'], fail_at='ipv6', live_fails_after_apply=True)
-    result, _, failed = run_with(monkeypatch, backend)
+    result, dummy, failed = run_with(monkeypatch, backend)
     assert failed and result['changed'] is True and 'could not be read back' in result['msg']
 
 
@@ -98,11 +99,19 @@ def test_unreadable_after_a_failed_apply_counts_as_changed(monkeypatch):
 def test_absent_second_backend_failing_after_the_first_removed_the_door(monkeypatch, fail_at):
     iptables = FakeBackend('iptables', ['ipv4', 'ipv6'])
     nftables = FakeBackend('nftables', ['inet'], fail_at=fail_at, live_fails_after_apply=fail_at is None)
-    result, _, failed = run_with(monkeypatch, iptables, nftables, state='absent', sequence=None, port=None)
+    result, dummy, failed = run_with(monkeypatch, iptables, nftables, state='absent', sequence=None, port=None)
     assert failed and result['changed'] is True
     assert 'the iptables rules of the door were changed' in result['msg']
 
 
 def test_success_is_a_change_without_a_note(monkeypatch):
-    result, _, failed = run_with(monkeypatch, FakeBackend('iptables', ['ipv4', 'ipv6']))
+    result, dummy, failed = run_with(monkeypatch, FakeBackend('iptables', ['ipv4', 'ipv6']))
     assert not failed and result['changed'] is True
+
+
+@pytest.mark.parametrize('name,guard', [
+    ('ssh', 'recent_knock-ssh'), ('a' * 20, 'recent_knock-' + 'a' * 20), ('web_2', 'recent_knock-web_2'),
+    ('ssh\n', 'recent_knock'), ('a-b', 'recent_knock'), (None, 'recent_knock'), (['x'], 'recent_knock'),
+    ('a' * 21, 'recent_knock')])
+def test_action_names_the_guard_after_the_door(name, guard):
+    assert action.guard_name(name) == guard

@@ -15,6 +15,7 @@ from ansible_collections.portknock.knock.plugins.plugin_utils import guarded_app
 
 GUARD = ga.GUARD_MODULE
 TASK_VARS = {'inventory_hostname': 'web1'}
+TOKEN = '5e' * 16
 
 
 class Clock(object):
@@ -44,7 +45,7 @@ class FakeAction(object):
         self.module_result = module_result
         self.confirms = list(confirms)
         self.arm = arm or {'changed': True, 'watchdog': 'systemd', 'unit': 'portknock-guard-g.timer',
-                           'snapshot': '/var/lib/portknock/guard/g'}
+                           'snapshot': '/var/lib/portknock/guard/g', 'token': TOKEN}
         self.calls = []
         self.restores = []
         self._connection = FakeConnection()
@@ -164,6 +165,14 @@ def test_reset_without_support_only_warns(clock):
     assert not res.get('failed')
 
 
+def test_every_confirm_presents_the_arms_token(clock):
+    for module_result in ({'changed': False}, {'changed': True}, {'failed': True, 'msg': 'bad port 0'}):
+        action = FakeAction(clock, module_result, [AnsibleConnectionFailure('refused'), {'changed': True}])
+        run(action)
+        guards = [args for name, args in action.calls if name == GUARD and args['state'] != 'armed']
+        assert guards and all(args['token'] == TOKEN for args in guards), action.calls
+
+
 FAILED_AND_CHANGED = [
     {'failed': True, 'changed': True, 'msg': 'ip6tables-nft-restore --noflush rejected the door seed (its ipv6 rules '
      'were left as they were): x; the firewall WAS changed: its iptables rules (ipv4) were changed before this failure'},
@@ -179,7 +188,7 @@ def test_failed_and_changed_is_restored_at_once_and_said(clock, module_result):
     action.restores = [{'changed': True, 'restored': ['nft ruleset', 'iptables-nft', 'ip6tables-nft']}]
     res = run(action)
     assert action.states() == ['armed', 'module', 'restored']       # never confirmed
-    assert action.calls[-1][1] == dict(name='g', state='restored')
+    assert action.calls[-1][1] == dict(name='g', state='restored', token=TOKEN)
     assert action._connection.resets == 0
     assert res['failed'] and res['changed']
     assert 'after changing the firewall' in res['msg'] and module_result['msg'] in res['msg']
