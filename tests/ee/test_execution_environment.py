@@ -134,7 +134,7 @@ def controller_files():
             if isinstance(node, ast.ImportFrom):
                 if node.level:
                     base = os.path.dirname(path)
-                    for _ in range(node.level - 1):
+                    for _level in range(node.level - 1):
                         base = os.path.dirname(base)
                     parts = (node.module or '').split('.') if node.module else []
                 elif (node.module or '').startswith('ansible_collections.portknock.knock.plugins.'):
