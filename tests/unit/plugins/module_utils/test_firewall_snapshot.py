@@ -358,7 +358,7 @@ def test_is_live(arm, live):
 
 
 def test_tokens_differ_and_arm_records_round_trip(tmp_path):
-    tokens = set(fs.new_token() for _ in range(50))
+    tokens = set(fs.new_token() for dummy in range(50))
     assert len(tokens) == 50 and all(len(t) == 32 for t in tokens)
     fs.write_arm(str(tmp_path), dict(token='t'))
     assert fs.read_arm(str(tmp_path)) == dict(token='t')

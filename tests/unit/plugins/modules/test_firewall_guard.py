@@ -66,7 +66,7 @@ def armed(name='g', **args):
 
 def snapshot_files(directory):
     found = {}
-    for base, _, files in os.walk(directory):
+    for base, dummy, files in os.walk(directory):
         for name in files:
             with open(os.path.join(base, name)) as handle:
                 found[os.path.relpath(os.path.join(base, name), directory)] = handle.read()
