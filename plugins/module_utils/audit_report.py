@@ -32,6 +32,7 @@ def table(probes):
     for probe in probes:
         by = dict((c['check'], c) for c in probe.get('checks', []))
         opened = by.get('opens_for_knocker', {}).get('seconds')
+        opened = opened if isinstance(opened, (int, float)) and not isinstance(opened, bool) else None
         row = (probe['host'], probe['door'], probe.get('enforcer', ''), probe.get('family', ''))
         if 'probe' in by:
             row += ('FAIL: ' + by['probe'].get('detail', ''),) + ('',) * (len(COLUMNS) - 1) + ('',)
@@ -76,7 +77,8 @@ def junit(probes):
             sum(1 for _p, c in cases if c.get('skipped'))))
         for probe, check in cases:
             name = '%s %s %s' % (probe['door'], probe.get('family', ''), check.get('title', check['check']))
-            seconds = check.get('seconds') or 0
+            seconds = check.get('seconds')
+            seconds = seconds if isinstance(seconds, (int, float)) and not isinstance(seconds, bool) else 0
             lines.append('    <testcase classname=%s name=%s time="%.3f">' % (
                 quoteattr('%s.%s' % (host, probe['door'])), quoteattr(name), seconds))
             if check.get('skipped'):

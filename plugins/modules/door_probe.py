@@ -42,6 +42,42 @@ options:
     type: list
     elements: dict
     required: true
+    suboptions:
+      name:
+        description: Door name.
+        type: str
+        required: true
+      sequence:
+        description: Knock sequence (secret).
+        type: raw
+        required: true
+      port:
+        description: Protected port(s); the first is probed.
+        type: raw
+        required: true
+      step_timeout:
+        description: Seconds between two knocks.
+        type: raw
+      open_window:
+        description: Seconds the door stays open (knockd's C(cmd_timeout)); the probe waits it out.
+        type: raw
+      protocol:
+        description: Protocol of the protected port.
+        type: str
+      ip_version:
+        description: V(ipv4), V(ipv6) or V(both).
+        type: str
+      tcpflags:
+        description: Accepted for the site door list; not used by the probe.
+        type: raw
+      state:
+        description: Doors with V(absent) are not probed.
+        type: str
+        default: present
+        choices: [present, absent]
+      allow_monotonic:
+        description: Accepted for the site door list; not used by the probe.
+        type: raw
   enforcer:
     description: What enforces the doors on the host (for the report).
     type: str
@@ -133,10 +169,10 @@ def planned(module):
     for data in module.params['doors']:
         if not isinstance(data, dict):
             module.fail_json(msg='doors: every door must be a dict, got %s' % type(data).__name__)
-        if data.get('state', 'present') == 'absent':
+        if data.get('state') == 'absent':
             continue
         try:
-            door = door_from_dict(dict((k, v) for k, v in data.items() if k in DOOR_KEYS))
+            door = door_from_dict(dict((k, v) for k, v in data.items() if k in DOOR_KEYS and v is not None))
         except KnockValueError as exc:
             module.fail_json(msg='door %s: %s' % (data.get('name'), to_text(exc)))
         for step in door.sequence:
@@ -180,7 +216,19 @@ def main():
         argument_spec=dict(
             host=dict(type='str', required=True),
             addresses=dict(type='list', elements='str', required=True),
-            doors=dict(type='list', elements='dict', required=True, no_log=True),
+            # only the sequences are secret: the rest (names, ports, windows) is what the report shows
+            doors=dict(type='list', elements='dict', required=True, options=dict(
+                name=dict(type='str', required=True),
+                sequence=dict(type='raw', required=True, no_log=True),
+                port=dict(type='raw', required=True),
+                step_timeout=dict(type='raw'),
+                open_window=dict(type='raw'),
+                protocol=dict(type='str'),
+                ip_version=dict(type='str'),
+                tcpflags=dict(type='raw'),
+                state=dict(type='str', default='present', choices=['present', 'absent']),
+                allow_monotonic=dict(type='raw'),
+            )),
             enforcer=dict(type='str', default='unknown'),
             knocker_source=dict(type='dict', default={}),
             stranger_source=dict(type='dict', required=True),

@@ -1,0 +1,54 @@
+# -*- coding: utf-8 -*-
+# Copyright: portknock.knock contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""modules/door_probe.py in-process: check mode lists the probes and sends nothing; the report
+keeps door names and ports but never a sequence; bad input gets a clear error."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import pytest
+
+from ansible_collections.portknock.knock.plugins.modules import door_probe
+from ansible_collections.portknock.knock.plugins.module_utils import door_probe as probe_utils
+
+from utils import module_result
+
+DOORS = [{'name': 'ssh', 'sequence': [7219, '8361:udp', 9203], 'port': 22, 'step_timeout': 5, 'open_window': 30,
+          'ip_version': 'both', 'state': 'present'},
+         {'name': 'web', 'sequence': '4431,1443', 'port': 443, 'ip_version': 'ipv4'},
+         {'name': 'gone', 'sequence': [5111, 6222], 'port': 2200, 'state': 'absent'}]
+ARGS = {'host': 'web1', 'addresses': ['10.231.2.11', 'fd42:706b:6c61::2:b'], 'doors': DOORS,
+        'enforcer': 'nftables', 'stranger_source': {'ipv4': '10.231.2.200', 'ipv6': 'fd42:706b:6c61::2:c8'}}
+SECRETS = ('7219', '8361', '9203', '4431', '1443', '5111', '6222')
+
+
+@pytest.fixture(autouse=True)
+def no_packets(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError('check mode sent a packet')
+    monkeypatch.setattr(probe_utils, 'send_knocks', refuse)
+    monkeypatch.setattr(probe_utils, 'tcp_connects', refuse)
+
+
+def test_check_mode_lists_every_probe_and_no_sequence():
+    result, output, failed = module_result(door_probe.main, ARGS, check_mode=True, verbosity=4)
+    assert not failed and not result['changed']
+    seen = sorted((p['door'], p['family'], p['port']) for p in result['probes'])
+    assert seen == [('ssh', 'ipv4', 22), ('ssh', 'ipv6', 22), ('web', 'ipv4', 443)]   # absent door not probed
+    for secret in SECRETS:
+        assert secret not in output
+
+
+@pytest.mark.parametrize('change, message', [
+    ({'stranger_source': {'ipv4': '10.231.2.200'}}, 'stranger_source has no ipv6 address'),
+    ({'knocker_source': {'ipv4': '10.231.2.200'}}, 'both 10.231.2.200'),
+    ({'doors': [dict(DOORS[0], sequence='7219;9203')]}, 'door ssh:'),
+    ({'doors': [dict(DOORS[0], ip_version='ipv5')]}, 'ipv5'),
+])
+def test_bad_input_is_a_clear_error(change, message):
+    args = dict(ARGS, **change)
+    result, output, failed = module_result(door_probe.main, args, check_mode=True)
+    assert failed and message in result['msg'], result
+    assert '7219' not in output and '9203' not in output
