@@ -347,6 +347,7 @@ class HostFirewall(object):
         for name in tables:
             qualified = '%s %s' % (nft_rules.TABLE_FAMILY, name)
             listing = self._call([nft, '-t', 'list', 'table', nft_rules.TABLE_FAMILY, name])
+            listing = nft_rules.stateless(listing)   # the doors' counters start at 0 after a boot
             text += nft_rules.replace_table(qualified, listing if listing.endswith('\n') else listing + '\n')
         return text
 

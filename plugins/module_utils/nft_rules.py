@@ -105,27 +105,39 @@ def chain_rules(door):
     for port in door.ports:
         match = _new_packet(port, door.protocol, knock=False)
         for family in fams:
-            rules.append('%s %s @%s %s accept' % (match, ADDRESS[family][1], set_name(last, family), MARK_SET))
+            rules.append('%s %s @%s %s counter accept' % (match, ADDRESS[family][1], set_name(last, family), MARK_SET))
         if len(fams) == 1:
-            rules.append('meta nfproto %s %s drop' % (fams[0], match))
+            rules.append('meta nfproto %s %s counter drop' % (fams[0], match))
         else:
-            rules.append('%s drop' % match)
+            rules.append('%s counter drop' % match)
     for step in distinct_steps(door):
         match = _new_packet(step.port, step.protocol, knock=True)
         numbers = [k for k, other in enumerate(door.sequence, 1) if other == step]
         for family in fams:
             saddr = ADDRESS[family][1]
             for k in sorted((k for k in numbers if k >= 2), reverse=True):
-                rules.append('%s %s @%s delete @%s { %s } add @%s { %s } drop' % (
+                rules.append('%s %s @%s delete @%s { %s } add @%s { %s } counter drop' % (
                     match, saddr, set_name(k - 1, family), set_name(k - 1, family), saddr,
                     set_name(k, family), saddr))
             for k in numbers:
-                rules.append('%s %s @%s drop' % (match, saddr, set_name(k, family)))
+                rules.append('%s %s @%s counter drop' % (match, saddr, set_name(k, family)))
             actions = ['delete @%s { %s }' % (set_name(k, family), saddr) for k in range(1, last + 1)]
             if 1 in numbers:
                 actions.append('add @%s { %s }' % (set_name(1, family), saddr))
-            rules.append('%s %s drop' % (match, ' '.join(actions)))
+            rules.append('%s %s counter drop' % (match, ' '.join(actions)))
     return rules
+
+
+_COUNTER_VALUES = re.compile(r'\bcounter packets \d+ bytes \d+')
+
+
+def stateless(text):
+    """nft's listing without the counters' values (``counter packets 3 bytes 180`` -> ``counter``).
+
+    The door's rules count what they see (door_info, metrics); a listing compared with
+    ``table_text`` or saved for the next boot must not differ because packets were counted.
+    """
+    return _COUNTER_VALUES.sub('counter', text)
 
 
 def table_text(door, set_size=DEFAULT_SET_SIZE):

@@ -67,7 +67,7 @@ class NftablesBackend(object):
                 out = ''
             else:
                 raise BackendError('nft list table failed: %s' % (err or out).strip())
-        state = {'inet': [line for line in out.splitlines() if line.strip()]}
+        state = {'inet': [line for line in nft_rules.stateless(out).splitlines() if line.strip()]}   # counted packets are no change
         self._read_ruleset()
         self._host_live = nft_rules.integration_live(self._chains, door)
         if self._host_live:

@@ -23,13 +23,13 @@ def test_seed_recipe_table():
     door = make_door('ssh', [1600], 22, open_window=5)
     assert nr.table_name(door) == 'portknock_ssh'
     assert nr.chain_rules(door) == [
-        'tcp dport 22 ct state new ip saddr @step1_v4 meta mark set meta mark | 0x20000000 accept',
-        'tcp dport 22 ct state new ip6 saddr @step1_v6 meta mark set meta mark | 0x20000000 accept',
-        'tcp dport 22 ct state new drop',
-        'tcp dport 1600 %s ip saddr @step1_v4 drop' % SYN,
-        'tcp dport 1600 %s delete @step1_v4 { ip saddr } add @step1_v4 { ip saddr } drop' % SYN,
-        'tcp dport 1600 %s ip6 saddr @step1_v6 drop' % SYN,
-        'tcp dport 1600 %s delete @step1_v6 { ip6 saddr } add @step1_v6 { ip6 saddr } drop' % SYN,
+        'tcp dport 22 ct state new ip saddr @step1_v4 meta mark set meta mark | 0x20000000 counter accept',
+        'tcp dport 22 ct state new ip6 saddr @step1_v6 meta mark set meta mark | 0x20000000 counter accept',
+        'tcp dport 22 ct state new counter drop',
+        'tcp dport 1600 %s ip saddr @step1_v4 counter drop' % SYN,
+        'tcp dport 1600 %s delete @step1_v4 { ip saddr } add @step1_v4 { ip saddr } counter drop' % SYN,
+        'tcp dport 1600 %s ip6 saddr @step1_v6 counter drop' % SYN,
+        'tcp dport 1600 %s delete @step1_v6 { ip6 saddr } add @step1_v6 { ip6 saddr } counter drop' % SYN,
     ]
 
 
@@ -47,7 +47,7 @@ def test_sets_have_step_and_open_timeouts_and_size():
 def test_single_family_door_drops_only_its_family():
     door = make_door('d', [7000], 22, ip_version='ipv6')
     rules = nr.chain_rules(door)
-    assert 'meta nfproto ipv6 tcp dport 22 ct state new drop' in rules
+    assert 'meta nfproto ipv6 tcp dport 22 ct state new counter drop' in rules
     assert all(' ip saddr' not in rule for rule in rules)
 
 
@@ -56,15 +56,15 @@ def test_steps_advance_and_reset():
     rules = nr.chain_rules(door)
     p7000 = [r for r in rules if 'dport 7000' in r]
     assert p7000[0] == ('tcp dport 7000 %s ip saddr @step2_v4 delete @step2_v4 { ip saddr } '
-                        'add @step3_v4 { ip saddr } drop' % SYN)
-    assert p7000[1].endswith('ip saddr @step1_v4 drop')
-    assert p7000[2].endswith('ip saddr @step3_v4 drop')
+                        'add @step3_v4 { ip saddr } counter drop' % SYN)
+    assert p7000[1].endswith('ip saddr @step1_v4 counter drop')
+    assert p7000[2].endswith('ip saddr @step3_v4 counter drop')
     assert p7000[3] == ('tcp dport 7000 %s delete @step1_v4 { ip saddr } delete @step2_v4 { ip saddr } '
-                        'delete @step3_v4 { ip saddr } add @step1_v4 { ip saddr } drop' % SYN)
+                        'delete @step3_v4 { ip saddr } add @step1_v4 { ip saddr } counter drop' % SYN)
     udp = [r for r in rules if 'dport 8000' in r]
     assert udp[0].startswith('udp dport 8000 ct state new ip saddr @step1_v4 delete @step1_v4')
     assert udp[-1] == ('udp dport 8000 ct state new delete @step1_v4 { ip saddr } delete @step2_v4 { ip saddr } '
-                       'delete @step3_v4 { ip saddr } drop')
+                       'delete @step3_v4 { ip saddr } counter drop')
 
 
 def test_apply_script_is_one_transaction():
@@ -86,9 +86,19 @@ def test_every_accept_of_the_door_marks_and_nothing_else_does():
         rules = nr.chain_rules(door)
         accepts = [rule for rule in rules if rule.endswith(' accept')]
         assert len(accepts) == len(door.ports) * (1 if door.ip_version != 'both' else 2)
-        assert all(rule.endswith(' %s accept' % nr.MARK_SET) for rule in accepts)
+        assert all(rule.endswith(' %s counter accept' % nr.MARK_SET) for rule in accepts)
         assert all('mark' not in rule for rule in rules if not rule.endswith(' accept'))
     assert nr.ACCEPT_MARKED == 'meta mark & 0x20000000 == 0x20000000 accept'
+
+
+def test_every_rule_of_the_door_counts_and_a_listing_with_counted_packets_is_the_same_door():
+    """door_info reads the counters; idempotence compares the listing without their values."""
+    door = make_door('d', [7313, '4187:udp', 9421], [22, 2222])
+    rules = nr.chain_rules(door)
+    assert all(rule.endswith((' counter drop', ' counter accept')) for rule in rules)
+    listed = nr.table_text(door).replace(' counter ', ' counter packets 17 bytes 1020 ')
+    assert listed != nr.table_text(door)
+    assert nr.stateless(listed) == nr.table_text(door)
 
 
 # ---- the host's own input chains (nft -a -t list ruleset, as nftables 1.0.6 prints it) ----
