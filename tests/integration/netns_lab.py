@@ -33,7 +33,7 @@ class Namespace(object):
         self.name, self.dev, self.addr4, self.addr6 = name, dev, addr4, addr6
 
     def run(self, command, check=False, timeout=60):
-        res = subprocess.run(['ip', 'netns', 'exec', self.name, 'sh', '-c', command], timeout=timeout,
+        res = subprocess.run(['ip', 'netns', 'exec', self.name, 'sh', '-c', command], timeout=timeout, check=False,
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
         if check and res.returncode != 0:
             raise AssertionError('%s: %s failed (%d):\n%s' % (self.name, command, res.returncode, res.stdout))
@@ -84,8 +84,8 @@ def netns_pair(tag):
         yield server, client
     finally:
         for name in names:
-            pids = subprocess.run(['ip', 'netns', 'pids', name], stdout=subprocess.PIPE,
+            pids = subprocess.run(['ip', 'netns', 'pids', name], stdout=subprocess.PIPE, check=False,
                                   universal_newlines=True).stdout.split()
             for pid in pids:
-                subprocess.run(['kill', '-9', pid], stderr=subprocess.DEVNULL)
-            subprocess.run(['ip', 'netns', 'del', name], stderr=subprocess.DEVNULL)
+                subprocess.run(['kill', '-9', pid], stderr=subprocess.DEVNULL, check=False)
+            subprocess.run(['ip', 'netns', 'del', name], stderr=subprocess.DEVNULL, check=False)

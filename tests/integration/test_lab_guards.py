@@ -32,7 +32,7 @@ COUNT = 'PKLAB-TEST-LEAK'
 
 
 def sh(*argv, **kw):
-    return subprocess.run(list(argv), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, **kw)
+    return subprocess.run(list(argv), check=False, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, **kw)
 
 
 def in_ns(ns, *argv):

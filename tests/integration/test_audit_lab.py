@@ -1,0 +1,123 @@
+# -*- coding: utf-8 -*-
+# Copyright: portknock.knock contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""portknock.knock.audit on a lab fleet with every enforcer: every door passes; a door
+broken by an ACCEPT ahead of it fails "closed to stranger" on that host only; --check
+only lists the probes; the JUnit file is valid.
+
+Lab: one host per enforcer (iptables, nftables, Debian's knockd, the bundled daemon) plus a
+probe host that knocks from its own address and plays the stranger from a second one.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import json
+import os
+import subprocess
+
+import pytest
+
+pytestmark = [pytest.mark.integration,
+              pytest.mark.skipif(os.geteuid() != 0, reason='needs root (rootful podman lab)')]
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
+LAB_PODMAN = os.path.join(REPO, 'lab', 'lab-podman')   # podman with the lab's settings
+STATE = os.environ.get('PKLAB_STATE', os.path.join(REPO, '.lab'))
+LAB = 'it-audit'
+FLEET = ['%s-%d' % (LAB, i) for i in range(1, 5)]   # iptables, nftables, knockd, daemon (site_fleet.py LAYOUT)
+BROKEN = FLEET[0]
+DOORS = json.dumps({'portknock_doors': [{'name': 'ssh', 'sequence': [7219, '8361:udp', 9203], 'port': 22,
+                                         'step_timeout': 5, 'open_window': 6, 'ip_version': 'both'}]})
+
+
+def run(cmd, **kw):
+    return subprocess.run(cmd, cwd=REPO, check=False, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True,
+                          env=dict(os.environ, ANSIBLE_NOCOLOR='1', ANSIBLE_FORKS='5'), **kw)
+
+
+def on_host(host, command):
+    return run([LAB_PODMAN, 'exec', 'pklab-' + host, 'sh', '-c', command]).stdout
+
+
+@pytest.fixture(scope='module')
+def fleet():
+    inventory = os.path.join(STATE, 'labs', LAB, 'fleet.yml')
+    pklab = ['python3', os.path.join(REPO, 'lab', 'pklab.py')]
+    try:
+        res = run(pklab + ['up', '--lab', LAB, '-n', str(len(FLEET) + 1)])
+        assert res.returncode == 0, res.stdout
+        res = run(['python3', os.path.join(REPO, 'tools', 'site_fleet.py'), os.path.join(STATE, 'labs', LAB, 'hosts.json'),
+                   inventory, '--probe'])
+        assert res.returncode == 0, res.stdout
+        res = run(['ansible-playbook', '-i', 'inventory/', '-i', inventory, 'site.yml', '-e', DOORS])
+        assert res.returncode == 0, res.stdout[-5000:]
+        yield inventory
+    finally:
+        run(pklab + ['down', '--lab', LAB])
+
+
+def audit(inventory, tmp_path, *extra):
+    reports = tmp_path / 'reports'
+    res = run(['ansible-playbook', '-i', 'inventory/', '-i', inventory, 'portknock.knock.audit', '-e', DOORS,
+               '-e', 'audit_report_dir=%s' % reports] + list(extra))
+    data = json.loads((reports / 'audit.json').read_text()) if (reports / 'audit.json').exists() else None
+    return res, data, reports
+
+
+def test_every_door_passes_on_every_enforcer(fleet, tmp_path):
+    res, data, reports = audit(fleet, tmp_path)
+    assert res.returncode == 0, res.stdout[-5000:]
+    assert data['ok'] and data['failures'] == []
+    seen = set((p['host'], p['family']) for p in data['probes'])
+    assert seen == set((h, f) for h in FLEET for f in ('ipv4', 'ipv6'))
+    enforcers = set(p['enforcer'] for p in data['probes'])
+    assert enforcers == {'iptables', 'nftables', 'knockd', 'daemon'}
+    for probe in data['probes']:
+        by = dict((c['check'], c) for c in probe['checks'])
+        assert all(c['ok'] and not c['skipped'] for c in probe['checks']), probe
+        assert by['opens_for_knocker']['seconds'] is not None
+    # the sequence is in none of the reports, nor in the output
+    for text in (res.stdout, (reports / 'audit.json').read_text(), (reports / 'audit.junit.xml').read_text()):
+        assert '7219' not in text and '8361' not in text and '9203' not in text
+    # the table a person reads
+    assert 'opens' in res.stdout and 'stranger' in res.stdout
+    # a valid JUnit file: a suite per host, no failure
+    junitparser = pytest.importorskip('junitparser')
+    xml = junitparser.JUnitXml.fromfile(str(reports / 'audit.junit.xml'))
+    suites = dict((s.name, s) for s in xml)
+    assert set(suites) == set(FLEET)
+    assert all(s.failures == 0 and s.errors == 0 and s.tests == 12 for s in suites.values())
+
+
+def test_a_door_with_an_accept_ahead_fails_closed_to_stranger_on_that_host_only(fleet, tmp_path):
+    accept = '-p tcp --dport 22 -j ACCEPT'
+    try:
+        on_host(BROKEN, 'iptables -I INPUT 1 %s && ip6tables -I INPUT 1 %s' % (accept, accept))
+        res, data, reports = audit(fleet, tmp_path)
+    finally:
+        on_host(BROKEN, 'iptables -D INPUT %s; ip6tables -D INPUT %s' % (accept, accept))
+    assert res.returncode != 0
+    assert '%s: door ssh' % BROKEN in res.stdout and 'closed to stranger failed' in res.stdout, res.stdout[-4000:]
+    for probe in data['probes']:
+        if probe['host'] == BROKEN:
+            by = dict((c['check'], c) for c in probe['checks'])
+            assert not by['closed_to_stranger']['ok']
+        else:
+            assert probe['ok'], probe
+    junitparser = pytest.importorskip('junitparser')
+    suites = dict((s.name, s) for s in junitparser.JUnitXml.fromfile(str(reports / 'audit.junit.xml')))
+    assert suites[BROKEN].failures > 0
+    assert all(suites[h].failures == 0 for h in FLEET if h != BROKEN)
+
+
+def test_check_mode_only_lists_the_probes(fleet, tmp_path):
+    before = on_host(BROKEN, 'iptables -nvxL PK-ssh')
+    res, data, _reports = audit(fleet, tmp_path, '--check')
+    assert res.returncode == 0, res.stdout[-4000:]
+    assert data is None   # no report files in check mode
+    for host in FLEET:
+        assert host in res.stdout
+    assert 'skip' in res.stdout
+    assert on_host(BROKEN, 'iptables -nvxL PK-ssh') == before   # not a packet sent to the door
