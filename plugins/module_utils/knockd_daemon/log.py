@@ -6,12 +6,19 @@
 Same formats as knockd 0.8 so existing log watchers keep working: syslog
 ident ``knockd``, priority LOG_NOTICE, facility LOG_USER; log file lines
 ``[YYYY-MM-DD HH:MM] message``; verbose and debug messages on stdout.
+
+With ``log_format='json'`` (``--log-format json``) the log file and syslog get one JSON
+object a line instead: ``{"time": "2024-05-01T12:00:03+00:00", "message": "<knockd's
+line>", ...}`` plus, for the door events, ``event`` (stage, open, timeout), ``door``,
+``source`` and ``stage``.  The message is knockd's line, so nothing is logged that knockd's
+format would not show (no knock port).
 """
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import json
 import os
 import stat
 import sys
@@ -43,8 +50,15 @@ def printable(message):
             return message.encode('utf-8', 'backslashreplace').decode('utf-8')
 
 
+def _utc_offset():
+    """The local time's offset as ISO 8601 wants it: +02:00."""
+    offset = time.strftime('%z', time.localtime())
+    return offset[:3] + ':' + offset[3:] if len(offset) == 5 else 'Z'
+
+
 class KnockdLog:
-    def __init__(self, verbose=False, debug=False, stream=None):
+    def __init__(self, verbose=False, debug=False, stream=None, log_format='knockd'):
+        self.json = log_format == 'json'
         self.verbose = verbose
         self.debug = debug
         self.stream = stream or sys.stdout
@@ -87,14 +101,18 @@ class KnockdLog:
                 pass
             self.logfile = None
 
-    def logprint(self, message):
+    def logprint(self, message, **fields):
         message = printable(message)
+        if self.json:
+            record = {'time': time.strftime('%Y-%m-%dT%H:%M:%S', time.localtime()) + _utc_offset(), 'message': message}
+            record.update((key, printable(value) if isinstance(value, str) else value) for key, value in fields.items())
+            line = json.dumps(record, sort_keys=True, ensure_ascii=False)
         if self.use_syslog:
-            syslog.syslog(syslog.LOG_NOTICE, message)
+            syslog.syslog(syslog.LOG_NOTICE, line if self.json else message)
         if self.logfile is not None:
             stamp = time.strftime('%Y-%m-%d %H:%M', time.localtime())
             try:
-                self.logfile.write('[%s] %s\n' % (stamp, message))
+                self.logfile.write((line + '\n') if self.json else '[%s] %s\n' % (stamp, message))
                 self.logfile.flush()
             except (IOError, OSError):
                 pass
@@ -118,10 +136,10 @@ class KnockdLog:
         if self.debug:
             self._print(message)
 
-    def both(self, message):
-        """knockd's usual pair: vprint + logprint of the same text."""
+    def both(self, message, **fields):
+        """knockd's usual pair: vprint + logprint of the same text (``fields``: the JSON lines' extra keys)."""
         self.vprint(message)
-        self.logprint(message)
+        self.logprint(message, **fields)
 
     def error(self, message):
         """An error: stderr and the log."""

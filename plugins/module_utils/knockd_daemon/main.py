@@ -26,6 +26,7 @@ from ..sequence import KnockValueError
 from .actions import (DEFAULT_MAX_COMMANDS, DEFAULT_MAX_OPEN_DOORS, DEFAULT_STATE_FILE, CommandRunner,
                       DoorKeeper)
 from .capture import AddressWatcher, Capture, local_addresses
+from .counters import DoorCounters, default_path as default_counters_path
 from .kernel_door import KernelDoorError, parse_kernel_door_option
 from .log import KnockdLog
 from .one_time_sequences import OneTimeSequences
@@ -63,6 +64,11 @@ def build_parser():
                              'instead of running the start/stop commands')
     parser.add_argument('--state-file', default=DEFAULT_STATE_FILE,
                         help='where open doors are remembered (default %s)' % DEFAULT_STATE_FILE)
+    parser.add_argument('--counters-file', default=None,
+                        help='where the doors\' counters are written, at most once a second (default counters.json '
+                             'next to the state file; "" for none)')
+    parser.add_argument('--log-format', choices=('knockd', 'json'), default='knockd',
+                        help='log file and syslog lines: knockd\'s (default) or one JSON object a line')
     parser.add_argument('--no-filter', action='store_true',
                         help='do not attach a BPF filter to the capture sockets')
     parser.add_argument('--max-attempts', type=int, default=DEFAULT_MAX_ATTEMPTS,
@@ -141,6 +147,10 @@ class Daemon:
         self.keeper = DoorKeeper(log, runner=CommandRunner(log, max_running=args.max_commands),
                                  state_file=args.state_file, kernel_doors=self.kernel_doors,
                                  max_open_doors=args.max_open_doors)
+        counters_file = args.counters_file
+        if counters_file is None:
+            counters_file = default_counters_path(args.state_file)
+        self.counters = DoorCounters(counters_file or None, log)
 
     # -- configuration -------------------------------------------------------
     def load(self):
@@ -157,6 +167,7 @@ class Daemon:
                                   ipv4_only=self.args.ipv4_only)
         self.config = config
         self.tracker = tracker
+        self.counters.set_doors(config.stanzas)
         self.update_watched()
         self.handle(tracker.events_at_start)
 
@@ -211,13 +222,17 @@ class Daemon:
     # -- events ------------------------------------------------------------------
     def handle(self, events, now=None):
         log = self.log
+        count = self.counters.event
         for event in events:
             kind = event.kind
+            count(event)
             if kind == 'stage':
                 if log.wanted():   # one per packet under a flood: do not even format it for nobody
-                    log.both('%s: %s: Stage %d' % (event.source, event.stanza, event.stage))
+                    log.both('%s: %s: Stage %d' % (event.source, event.stanza, event.stage),
+                             event='stage', door=event.stanza, source=event.source, stage=event.stage)
             elif kind == 'open':
-                log.both('%s: %s: OPEN SESAME' % (event.source, event.stanza))
+                log.both('%s: %s: OPEN SESAME' % (event.source, event.stanza),
+                         event='open', door=event.stanza, source=event.source)
                 try:
                     self.keeper.open(self.config.by_name[event.stanza], event.source, event.family, now)
                 except Exception as error:  # pylint: disable=broad-except
@@ -225,7 +240,8 @@ class Daemon:
                     log.error('%s: %s: cannot open the door: %s' % (event.source, event.stanza, type(error).__name__))
             elif kind == 'timeout':
                 if log.wanted():
-                    log.both('%s: %s: sequence timeout (stage %d)' % (event.source, event.stanza, event.stage))
+                    log.both('%s: %s: sequence timeout (stage %d)' % (event.source, event.stanza, event.stage),
+                             event='timeout', door=event.stanza, source=event.source, stage=event.stage)
             elif kind == 'reset':
                 if log.debug:
                     log.dprint('%s: %s: wrong knock, sequence reset (stage %d)'
@@ -282,7 +298,7 @@ class Daemon:
 
     def timeout(self, now):
         deadlines = [self.next_refresh]
-        for deadline in (self.tracker.next_deadline(), self.keeper.next_deadline()):
+        for deadline in (self.tracker.next_deadline(), self.keeper.next_deadline(), self.counters.next_deadline()):
             if deadline is not None:
                 deadlines.append(deadline)
         if self.keeper.runner.busy():
@@ -328,12 +344,14 @@ class Daemon:
             if expired:
                 self.handle(expired, now)
             self.keeper.due(now)
+            self.counters.flush(now)
             if now >= self.next_refresh:
                 self.refresh_addresses(now)
 
     def shutdown(self):
         self.log.both('waiting for child processes...')
         self.keeper.shutdown()
+        self.counters.flush(force=True)
         self.log.both('closing...' if self.log.verbose else 'shutting down')
         if self.capture is not None:
             self.capture.close()
@@ -367,7 +385,7 @@ def main(argv=None):
     if args.help:
         parser.print_help()
         return 0
-    log = KnockdLog(verbose=args.verbose, debug=args.debug)
+    log = KnockdLog(verbose=args.verbose, debug=args.debug, log_format=args.log_format)
     try:
         daemon = Daemon(args, log)
         daemon.load()
