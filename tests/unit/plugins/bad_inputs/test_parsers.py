@@ -179,6 +179,15 @@ def test_daemon_config_load(tally, tmp_path_factory, data):
     _load_config(tally, tmp_path_factory, data)
 
 
+@SETTINGS
+@given(st.one_of(conf_texts.map(lambda text: text.encode('utf-8', 'surrogatepass')),
+                 st.binary(max_size=200).map(lambda data: b'[d]\nsequence = 7313\n' + data)))
+@example(b'[d]\nsequence = 7313,4187\n\xff\xfe\n')
+def test_daemon_config_load_not_utf8(tally, tmp_path_factory, data):
+    """Bytes that are not UTF-8, which the modules keep (surrogateescape): issue 11, item 9."""
+    _load_config(tally, tmp_path_factory, data)
+
+
 # ---- messages never quote the other steps of a string-form sequence (issue 11, item 2) --------
 
 # (not 65535: messages say 'out of range (1-65535)')
