@@ -73,10 +73,10 @@ def family_of(address):
 
 
 class Probe(object):
-    """Runs the checks of one door on one address.  ``connect(address, port, source)`` ->
-    bool, ``knock(address, steps, source)``, ``sleep(seconds)`` and ``now()`` are injected."""
+    """Runs the checks of one door on one address.  ``connect(address, port, source, quick=False)``
+    -> bool (quick: a short attempt, while waiting for the door to open), ``knock(address, steps, source)``, ``sleep(seconds)`` and ``now()`` are injected."""
 
-    def __init__(self, connect, knock, sleep=time.sleep, now=time.time, deadline=5.0, margin=3.0, poll=0.25):
+    def __init__(self, connect, knock, sleep=time.sleep, now=time.time, deadline=5.0, margin=3.0, poll=0.1):
         self.connect, self.knock, self.sleep, self.now = connect, knock, sleep, now
         self.deadline, self.margin, self.poll = float(deadline), float(margin), float(poll)
 
@@ -116,7 +116,7 @@ class Probe(object):
         self.knock(address, steps, knocker)
         opened = None
         while True:
-            if self.connect(address, port, knocker):
+            if self.connect(address, port, knocker, quick=True):
                 opened = self.now() - started
                 break
             if self.now() - started >= self.deadline:
@@ -140,8 +140,9 @@ class Probe(object):
 
 def probe_door(door, address, knocker, stranger, window, deadline=5.0, margin=3.0, delay_ms=20, timeout=1.0):
     """Run the checks for real: the one knock sender and TCP connections from the vantage."""
-    def connect(addr, port, source):
-        return tcp_connects(addr, port, source, timeout)
+    def connect(addr, port, source, quick=False):
+        # while waiting for the door to open, short attempts: the time to open is measured finer
+        return tcp_connects(addr, port, source, min(timeout, 0.2) if quick else timeout)
 
     def knock(addr, steps, source):
         try:
