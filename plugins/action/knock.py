@@ -9,9 +9,13 @@ __metaclass__ = type
 
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
+from ansible.utils.display import Display
 
 from ansible_collections.portknock.knock.plugins.module_utils.knock_task import (
-    ARGUMENT_SPEC, KnockTaskError, run_knock_task)
+    ARGUMENT_SPEC, DEPRECATION_COLLECTION, DEPRECATION_VERSION, KnockTaskError, ip_version_deprecation,
+    run_knock_task)
+
+display = Display()
 
 
 class ActionModule(ActionBase):
@@ -27,6 +31,9 @@ class ActionModule(ActionBase):
                                                module_args=self._task.args, task_vars=task_vars))
             return result
         validation, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
+        deprecation = ip_version_deprecation(args)
+        if deprecation:
+            display.deprecated(deprecation, version=DEPRECATION_VERSION, collection_name=DEPRECATION_COLLECTION)
         try:
             result.update(run_knock_task(args, check_mode=self._task.check_mode))
         except KnockTaskError as exc:

@@ -25,6 +25,7 @@ description:
   - If C(ssh_args), C(ssh_common_args) or C(ssh_extra_args) already set a C(ProxyCommand) or
     C(ProxyJump), the plugin cannot chain its proxy; it then knocks from the controller before
     any ssh command when no ControlPersist master socket exists yet.
+version_added: 0.1.0
 author: portknock.knock contributors (@portknock)
 extends_documentation_fragment:
   - portknock.knock.builtin_ssh

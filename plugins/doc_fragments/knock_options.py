@@ -24,10 +24,13 @@ options:
     default: 50
   ip_version:
     description:
-      - Address family to resolve the host in. V(any) takes the first address, as ssh does.
+      - Address family to resolve the host in (the names M(portknock.knock.recent_knock) uses).
+        V(both) takes the first address of either family, as ssh does.
+      - V(any) is a deprecated alias of V(both) (same meaning, a deprecation warning); it will be
+        removed in 1.0.0.
     type: str
-    choices: [any, ipv4, ipv6]
-    default: any
+    choices: [ipv4, ipv6, both, any]
+    default: both
   source:
     description: Local address to send the knocks from.
     type: str

@@ -14,6 +14,7 @@ description:
     UDP step) from the controller, and returns the address knocked for each, so a following
     connection can use that very address.
   - The sequence is never logged.
+version_added: 0.1.0
 author: portknock.knock contributors (@portknock)
 extends_documentation_fragment:
   - portknock.knock.knock_options
@@ -43,7 +44,8 @@ from ansible.errors import AnsibleLookupError
 from ansible.plugins.lookup import LookupBase
 from ansible.utils.display import Display
 
-from ansible_collections.portknock.knock.plugins.module_utils.knock_task import KnockTaskError, run_knock_task
+from ansible_collections.portknock.knock.plugins.module_utils.knock_task import (
+    DEPRECATION_COLLECTION, DEPRECATION_VERSION, KnockTaskError, ip_version_deprecation, run_knock_task)
 
 display = Display()
 
@@ -52,6 +54,9 @@ class LookupModule(LookupBase):
 
     def run(self, terms, variables=None, **kwargs):
         self.set_options(var_options=variables, direct=kwargs)
+        deprecation = ip_version_deprecation(dict(ip_version=self.get_option('ip_version')))
+        if deprecation:
+            display.deprecated(deprecation, version=DEPRECATION_VERSION, collection_name=DEPRECATION_COLLECTION)
         addresses = []
         for host in terms:
             params = dict(host=str(host), sequence=self.get_option('sequence'), delay=self.get_option('delay'),

@@ -29,7 +29,7 @@ import time
 
 from .knock_proxy_command import (
     CLOSED_MARKER, DEFAULT_CONNECT_TIMEOUT, SEQUENCE_ENV, STATUS_FILE_ENV)
-from .knock_sender import KnockSendError, open_socket, resolve, send_knocks, sockaddr
+from .knock_sender import DEFAULT_DELAY_MS, KnockSendError, open_socket, resolve, send_knocks, sockaddr
 from .sequence import KnockValueError, parse_port, parse_sequence
 
 PROG = 'knock'
@@ -48,8 +48,8 @@ def build_parser():
                     'optionally then relay a connection for ssh ProxyCommand.')
     parser.add_argument('-u', '--udp', action='store_true',
                         help='make UDP the default protocol for ports without :proto')
-    parser.add_argument('-d', '--delay', type=int, default=0, metavar='MS',
-                        help='wait MS milliseconds between knocks (default 0)')
+    parser.add_argument('-d', '--delay', type=int, default=DEFAULT_DELAY_MS, metavar='MS',
+                        help='wait MS milliseconds between knocks (default %d)' % DEFAULT_DELAY_MS)
     family = parser.add_mutually_exclusive_group()
     family.add_argument('-4', '--ipv4', dest='family', action='store_const', const=4,
                         help='resolve and knock over IPv4 only')

@@ -42,19 +42,22 @@ def _import_line():
     return 'import sys;sys.path.insert(0,%r);from %s import main;sys.exit(main())' % (root, module)
 
 
-def build_proxy_command(python=None, delay_ms=0, family=None, knock_host=None,
+def build_proxy_command(python=None, delay_ms=None, family=None, knock_host=None,
                         connect_timeout=DEFAULT_CONNECT_TIMEOUT, host_token='%h', port_token='%p', fdpass=False):
     """An ssh ``ProxyCommand`` value running the knock CLI (knock_cli.py) in proxy mode.
 
     The sequence is NOT part of it: the caller puts it in $PORTKNOCK_SEQUENCE
     so it shows neither in ``ps`` nor in ``ansible -vvv`` output.  ``%`` in the
-    fixed parts is escaped for ssh's token expansion.
+    fixed parts is escaped for ssh's token expansion.  Without ``delay_ms`` the CLI's
+    default (knock_sender.DEFAULT_DELAY_MS) applies.
     """
     def quote(text):
         return shlex.quote(str(text)).replace('%', '%%')
 
-    words = [quote(python or sys.executable), '-c', quote(_import_line()), '--proxy',
-             '-d', str(int(delay_ms)), '--connect-timeout', quote(connect_timeout)]
+    words = [quote(python or sys.executable), '-c', quote(_import_line()), '--proxy']
+    if delay_ms is not None:
+        words += ['-d', str(int(delay_ms))]
+    words += ['--connect-timeout', quote(connect_timeout)]
     if family in (4, 6):
         words.append('-%d' % family)
     if knock_host:

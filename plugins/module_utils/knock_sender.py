@@ -28,7 +28,10 @@ import time
 
 from .sequence import KnockValueError, parse_sequence
 
-DEFAULT_DELAY_MS = 0          # knockd's knock default; plugins pass their own
+# The one default gap between two knocks, for every knock this collection sends (module, action,
+# lookup, connection plugin, knock CLI): 50 ms keeps the steps in order through a busy path.
+# knockd's own knock(1) client waits 0 ms by default.
+DEFAULT_DELAY_MS = 50
 UDP_PAYLOAD = b'\x00'
 FAMILIES = {None: socket.AF_UNSPEC, 0: socket.AF_UNSPEC,
             4: socket.AF_INET, '4': socket.AF_INET, 'ipv4': socket.AF_INET,
@@ -44,14 +47,14 @@ class KnockSendError(Exception):
 
 
 def parse_family(value):
-    """Map None/0/'any', 4/'4'/'ipv4'/AF_INET, 6/'6'/'ipv6'/AF_INET6 to a socket family."""
+    """Map None/0/'both' (or the old 'any'), 4/'4'/'ipv4'/AF_INET, 6/'6'/'ipv6'/AF_INET6 to a socket family."""
     key = value.lower().strip() if isinstance(value, str) else value
     if not isinstance(value, bool):
         if key in FAMILIES:
             return FAMILIES[key]
         if key in (socket.AF_INET, socket.AF_INET6):
             return key
-    raise KnockValueError('address family %r is not one of 4, 6, ipv4, ipv6, any' % (value,))
+    raise KnockValueError('address family %r is not one of 4, 6, ipv4, ipv6, both' % (value,))
 
 
 def resolve(host, family=None):

@@ -11,24 +11,36 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from .knock_sender import KnockSendError, knock
+from .knock_sender import DEFAULT_DELAY_MS, KnockSendError, knock
 from .sequence import KnockValueError, format_sequence, parse_sequence, show
 
-DEFAULT_DELAY_MS = 50
 MAX_DELAY_MS = 60000     # a minute between knocks is longer than any door waits
-IP_VERSIONS = ('any', 'ipv4', 'ipv6')
+# the names recent_knock uses for address families; 'any' is the old name of 'both'
+IP_VERSIONS = ('ipv4', 'ipv6', 'both')
+DEPRECATED_IP_VERSIONS = {'any': 'both'}
+DEPRECATION_VERSION = '1.0.0'
+DEPRECATION_COLLECTION = 'portknock.knock'
 
 ARGUMENT_SPEC = dict(
     host=dict(type='str', required=True),
     sequence=dict(type='raw', required=True, no_log=True),
     delay=dict(type='int', default=DEFAULT_DELAY_MS),
-    ip_version=dict(type='str', default='any', choices=list(IP_VERSIONS)),
+    ip_version=dict(type='str', default='both', choices=list(IP_VERSIONS) + sorted(DEPRECATED_IP_VERSIONS)),
     source=dict(type='str'),
 )
 
 
 class KnockTaskError(Exception):
     """A bad argument or a knock that could not be sent (message safe to show)."""
+
+
+def ip_version_deprecation(params):
+    """The deprecation message for a deprecated ``ip_version`` in ``params``, or None."""
+    value = params.get('ip_version')
+    if value in DEPRECATED_IP_VERSIONS:
+        return ('ip_version=%s is deprecated, use ip_version=%s (same meaning)'
+                % (value, DEPRECATED_IP_VERSIONS[value]))
+    return None
 
 
 def run_knock_task(params, check_mode=False):
@@ -43,7 +55,10 @@ def run_knock_task(params, check_mode=False):
         delay = DEFAULT_DELAY_MS
     if isinstance(delay, bool) or not isinstance(delay, int) or not 0 <= delay <= MAX_DELAY_MS:
         raise KnockTaskError('delay %s must be 0 to %d milliseconds' % (show(delay), MAX_DELAY_MS))
-    family = params.get('ip_version') or 'any'
+    family = params.get('ip_version') or 'both'
+    family = DEPRECATED_IP_VERSIONS.get(family, family)
+    if family not in IP_VERSIONS:
+        raise KnockTaskError('ip_version %s is not one of %s' % (show(family), ', '.join(IP_VERSIONS)))
     result = dict(changed=False, host=params['host'], knocks=len(steps),
                   protocols=sorted(set(step.protocol for step in steps)))
     if check_mode:

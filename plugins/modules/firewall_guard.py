@@ -46,7 +46,7 @@ description:
     the next task needs a NEW connection (with the C(portknock.knock.ssh) connection plugin, a new
     knock), confirm. If the controller cannot get back in, it cannot confirm and the host rolls
     itself back."
-version_added: 1.0.0
+version_added: 0.1.0
 author:
   - portknock.knock contributors (@portknock)
 extends_documentation_fragment:

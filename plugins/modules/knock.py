@@ -19,7 +19,7 @@ description:
     other than SSH; SSH connections can knock by themselves with the
     C(portknock.knock.ssh) connection plugin.
   - A knock changes no configuration, so the task reports C(ok), not C(changed).
-version_added: 1.0.0
+version_added: 0.1.0
 author: portknock.knock contributors (@portknock)
 extends_documentation_fragment:
   - portknock.knock.knock_options
@@ -99,11 +99,15 @@ protocols:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.portknock.knock.plugins.module_utils.knock_task import (
-    ARGUMENT_SPEC, KnockTaskError, run_knock_task)
+    ARGUMENT_SPEC, DEPRECATION_COLLECTION, DEPRECATION_VERSION, KnockTaskError, ip_version_deprecation,
+    run_knock_task)
 
 
 def main():
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    deprecation = ip_version_deprecation(module.params)
+    if deprecation:
+        module.deprecate(deprecation, version=DEPRECATION_VERSION, collection_name=DEPRECATION_COLLECTION)
     try:
         result = run_knock_task(module.params, check_mode=module.check_mode)
     except KnockTaskError as exc:
