@@ -15,7 +15,7 @@ export REPO
 LAB_PACKAGES="podman netavark runc conmon golang-github-containers-common debootstrap apt-cacher-ng"
 APT_PACKAGES="$LAB_PACKAGES iptables nftables openssh-client openssh-server
  python3 python3-venv python3-iptables python3-nftables python3-cryptography knockd fwknop-server fwknop-client
- netcat-openbsd iproute2 tcpdump git
+ netcat-openbsd iproute2 tcpdump git prometheus
  uidmap procps"
 export LAB_PACKAGES
 missing=$(for p in $APT_PACKAGES; do dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed' || echo "$p"; done)
