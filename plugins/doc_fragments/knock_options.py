@@ -1,6 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: portknock.knock contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# PRIVATE to the collection portknock.knock: not a public API, may change without notice
 """Options of an explicit knock, shared by the knock module/action and the knock lookup."""
 
 from __future__ import absolute_import, division, print_function

@@ -1,6 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: portknock.knock contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# PRIVATE to the collection portknock.knock: not a public API, may change without notice
 """The door audit's report: the probes of ``door_probe`` as a table a person reads, as
 JSON, and as JUnit XML (one test suite per host, one test case per door, address and check).
 Pure; the probes hold no sequences."""

@@ -1,6 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: portknock.knock contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# PRIVATE to the collection portknock.knock: not a public API, may change without notice
 """Save a host's whole firewall (and a few files) and put it back: the firewall guard's engine.
 
 Used by the ``portknock.knock.firewall_guard`` module, and run as a plain script on the

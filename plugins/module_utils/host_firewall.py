@@ -1,6 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: portknock.knock contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# PRIVATE to the collection portknock.knock: not a public API, may change without notice
 """The doors' firewall on a host, running and saved, in one model: ``scripts/portknock-firewall``.
 
 The roles copy module_utils to their hosts (role ``portknock.knock.host_python``); the

@@ -1,6 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: portknock.knock contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# PRIVATE to the collection portknock.knock: not a public API, may change without notice
 """How to run the ``knock`` CLI as an ssh ProxyCommand: the contract between the CLI
 (knock_cli.py, which runs the proxy) and the connection plugin (which builds the command
 and reads the proxy's report).

@@ -1,6 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: portknock.knock contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# PRIVATE to the collection portknock.knock: not a public API, may change without notice
 """The one knock sender: resolve once, send one SYN or one datagram per step.
 
 Used by the ``knock`` CLI and its ssh proxy mode, the ``portknock.knock.ssh``

@@ -1,6 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: portknock.knock contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# PRIVATE to the collection portknock.knock: not a public API, may change without notice
 """Edit a knockd.conf on the host from a module: read, validate, edit, diff, atomic write.
 
 The one flow shared by the ``knockd_stanza`` and ``knockd_options`` modules::

@@ -1,6 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: portknock.knock contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# PRIVATE to the collection portknock.knock: not a public API, may change without notice
 """The SPA codec: encode, decode and verify fwknop 2.x single packet authorization data.
 
 Wire-compatible with fwknop 2.6.10 (libfko, protocol version 3.0.0), Rijndael

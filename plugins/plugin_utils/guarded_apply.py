@@ -1,6 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: portknock.knock contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# PRIVATE to the collection portknock.knock: not a public API, may change without notice
 """Run a module under the firewall guard, from an action plugin (controller side).
 
 arm ``portknock.knock.firewall_guard`` -> run the module -> reset the connection (so the

@@ -1,6 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: portknock.knock contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# PRIVATE to the collection portknock.knock: not a public API, may change without notice
 """What the daemon does when a door opens: start/stop commands, kernel doors, state.
 
 - Start/stop commands run through ``/bin/sh -c`` like knockd's system(),

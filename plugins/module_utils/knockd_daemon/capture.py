@@ -1,6 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: portknock.knock contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# PRIVATE to the collection portknock.knock: not a public API, may change without notice
 """Packet capture without libpcap: AF_PACKET sockets, one per interface.
 
 SOCK_DGRAM sockets deliver the network-layer packet whatever the link type

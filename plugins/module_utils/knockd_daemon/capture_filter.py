@@ -1,6 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: portknock.knock contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# PRIVATE to the collection portknock.knock: not a public API, may change without notice
 """Classic BPF program for the capture socket: only knock candidates reach Python.
 
 Like knockd's pcap filter, built from the destination ports of the stanzas'

@@ -1,6 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: portknock.knock contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# PRIVATE to the collection portknock.knock: not a public API, may change without notice
 """The daemon's live counters: knocks per step, opens and refusals of each door.
 
 Fed with the tracker's events (sequence_tracker.Event) and written as one JSON object to

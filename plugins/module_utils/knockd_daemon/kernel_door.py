@@ -1,6 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: portknock.knock contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# PRIVATE to the collection portknock.knock: not a public API, may change without notice
 """Fail-closed doors: the daemon opens access itself, with an expiry the kernel holds.
 
 No shell is involved and access ends on time even if the daemon is killed.

@@ -1,6 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: portknock.knock contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# PRIVATE to the collection portknock.knock: not a public API, may change without notice
 """portknock-knockd: a drop-in replacement for knockd 0.8, in Python (stdlib only).
 
 Run as ``python3 -m ansible_collections.portknock.knock.plugins.module_utils.knockd_daemon.main``

@@ -1,6 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: portknock.knock contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# PRIVATE to the collection portknock.knock: not a public API, may change without notice
 """Pure packet parser of the knock daemon: frame bytes -> Packet or None.
 
 Understands Ethernet (with 802.1Q/802.1ad tags), Linux "cooked" (SLL) frames,

@@ -1,6 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: portknock.knock contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# PRIVATE to the collection portknock.knock: not a public API, may change without notice
 """Per-source knock state machine of the daemon.  Pure: the clock is injected.
 
 Semantics follow knockd 0.8 (src/knockd.c, ``sniff``/``flags_match``), per
