@@ -39,8 +39,8 @@ def test_resolve_knock_settings():
 
 def test_explain_failure():
     assert knock_ssh.explain_failure('Failed to connect: Permission denied', 'h', 22) is None
-    text = knock_ssh.explain_failure('kex...\nknock: knock sent but port stayed closed: 10.0.0.1 port 2222', 'h', 2222)
-    assert text.startswith('portknock.knock.ssh: the knock sequence was sent to h but port 2222 stayed closed')
+    text = knock_ssh.explain_failure('kex...\nknock: knock sent but port stayed closed: 10.0.0.1 port 3371', 'h', 3371)
+    assert text.startswith('portknock.knock.ssh: the knock sequence was sent to h but port 3371 stayed closed')
 
 
 # Loading the plugin through ansible's plugin loader needs a clean interpreter

@@ -9,13 +9,13 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.portknock.knock.plugins.filter.knockd_commands import (
     chain_name, knockd_firewall_chains, knockd_stanza_params)
 
-SEED = {'name': 'opencloseSSH', 'sequence': '2222:tcp,3333:tcp,4444:tcp', 'seq_timeout': 15,
+SEED = {'name': 'opencloseSSH', 'sequence': '3371:tcp,2459:tcp,4126:tcp', 'seq_timeout': 15,
         'tcpflags': 'syn', 'port': 22, 'cmd_timeout': 5}
 
 
 def test_seed_door_renders_check_before_insert_commands_for_both_families():
     params = knockd_stanza_params(SEED)
-    assert params['sequence'] == '2222:tcp,3333:tcp,4444:tcp'
+    assert params['sequence'] == '3371:tcp,2459:tcp,4126:tcp'
     assert params['tcpflags'] == 'syn'
     assert params['seq_timeout'] == 15 and params['cmd_timeout'] == 5
     assert params['start_command'] == (
@@ -76,7 +76,7 @@ def test_chain_name_fits_iptables_limit_for_the_longest_door_name():
     (dict(SEED, tcpflags='syn,fin,bogus'), 'bogus'),
     (dict(SEED, seq_timeout=0), '0'),
     (dict(SEED, cmd_timeout=-1), '-1'),
-    (dict(SEED, sequence='22:tcp,3333'), '22'),
+    (dict(SEED, sequence='22:tcp,2459'), '22'),
     (dict(SEED, name='bad name'), 'bad name'),
     (dict(SEED, colour='red'), 'colour'),
     (dict(SEED, state='gone'), 'gone'),

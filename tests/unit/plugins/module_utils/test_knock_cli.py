@@ -12,14 +12,14 @@ from ansible_collections.portknock.knock.plugins.module_utils.sequence import St
 
 
 def test_knockd_style_arguments():
-    args = cli.parse_args(['-u', '-d', '100', '-4', '-v', 'host.example', '7000', '8000:tcp', '9000,9001'])
-    assert args.sequence == (Step(7000, 'udp'), Step(8000, 'tcp'), Step(9000, 'udp'), Step(9001, 'udp'))
+    args = cli.parse_args(['-u', '-d', '100', '-4', '-v', 'host.example', '7311', '9127:tcp', '8243,9001'])
+    assert args.sequence == (Step(7311, 'udp'), Step(9127, 'tcp'), Step(8243, 'udp'), Step(9001, 'udp'))
     assert (args.delay, args.family, args.verbose, args.proxy) == (100, 4, True, False)
 
 
 def test_proxy_arguments():
-    args = cli.parse_args(['--proxy', '-6', '--knock-host', 'fw', '--connect-timeout', '3', 'h', '2222', '1600'])
-    assert (args.host, args.port, args.family, args.knock_host, args.connect_timeout) == ('h', 2222, 6, 'fw', 3.0)
+    args = cli.parse_args(['--proxy', '-6', '--knock-host', 'fw', '--connect-timeout', '3', 'h', '3371', '1600'])
+    assert (args.host, args.port, args.family, args.knock_host, args.connect_timeout) == ('h', 3371, 6, 'fw', 3.0)
     assert args.sequence == (Step(1600, 'tcp'),)
 
 

@@ -20,7 +20,7 @@ CONFIG = '''\
     UseSyslog
 
 [openSSH]
-    sequence    = 2222,3333,4444
+    sequence    = 3371,2459,4126
     seq_timeout = 15
     tcpflags    = syn
     start_command = echo open %IP%
@@ -50,7 +50,7 @@ def syn(src, dst, port):
 @pytest.fixture
 def daemon(tmp_path):
     otp = tmp_path / 'otp'
-    otp.write_text(' 7000,8000\n 9000\n')
+    otp.write_text(' 7311,9127\n 8243\n')
     conf = tmp_path / 'knockd.conf'
     conf.write_text(CONFIG.format(otp=otp))
     args = daemon_main.build_parser().parse_args(['-c', str(conf), '-v', '--state-file', str(tmp_path / 's.json')])
@@ -71,11 +71,11 @@ def test_cli_interfaces():
 def test_config_is_read_through_the_knockd_conf_parser(daemon):
     assert [stanza.name for stanza in daemon.config.stanzas] == ['openSSH', 'otp']
     assert daemon.config.options['use_syslog'] is True
-    assert (2222, 'tcp') in daemon.watched and (7000, 'tcp') in daemon.watched
+    assert (3371, 'tcp') in daemon.watched and (7311, 'tcp') in daemon.watched
 
 
 def test_packets_open_doors_and_log_like_knockd(daemon):
-    for port in (2222, 3333, 4444):
+    for port in (3371, 2459, 4126):
         daemon.on_packet(syn('10.99.4.2', '10.99.4.1', port), 1.0)
     assert daemon.keeper.opened == [('openSSH', '10.99.4.2', 4)]
     output = daemon.log.stream.getvalue()
@@ -84,10 +84,10 @@ def test_packets_open_doors_and_log_like_knockd(daemon):
 
 
 def test_one_time_sequence_switches_the_watched_ports(daemon):
-    daemon.on_packet(syn('10.99.4.2', '10.99.4.1', 7000), 1.0)
-    daemon.on_packet(syn('10.99.4.2', '10.99.4.1', 8000), 1.1)
+    daemon.on_packet(syn('10.99.4.2', '10.99.4.1', 7311), 1.0)
+    daemon.on_packet(syn('10.99.4.2', '10.99.4.1', 9127), 1.1)
     assert daemon.keeper.opened == [('otp', '10.99.4.2', 4)]
-    assert (9000, 'tcp') in daemon.watched and (7000, 'tcp') not in daemon.watched
+    assert (8243, 'tcp') in daemon.watched and (7311, 'tcp') not in daemon.watched
 
 
 def test_broken_config_on_reload_keeps_the_running_one(daemon, capsys):
@@ -97,7 +97,7 @@ def test_broken_config_on_reload_keeps_the_running_one(daemon, capsys):
     assert daemon.reload() is False
     assert daemon.config is old
     assert 'keeping the running configuration' in capsys.readouterr().err
-    for port in (2222, 3333, 4444):
+    for port in (3371, 2459, 4126):
         daemon.on_packet(syn('10.99.4.2', '10.99.4.1', port), 1.0)
     assert daemon.keeper.opened == [('openSSH', '10.99.4.2', 4)]
 
@@ -236,7 +236,7 @@ def test_a_door_that_cannot_open_does_not_stop_the_daemon(daemon, capsys):
         def open(self, *args):
             raise OverflowError('int too large to convert to float')
     daemon.keeper = Exploding()
-    for port in (2222, 3333, 4444):
+    for port in (3371, 2459, 4126):
         daemon.on_packet(syn('10.99.4.2', '10.99.4.1', port), 1.0)
     assert '10.99.4.2: openSSH: cannot open the door: OverflowError' in capsys.readouterr().err
 
@@ -268,7 +268,7 @@ def test_debug_output_never_shows_a_knock_port(tmp_path):
     otp = tmp_path / 'otp'
     otp.write_text(' 17313,14187\n 19421\n')
     conf = tmp_path / 'knockd.conf'
-    conf.write_text(CONFIG.replace('2222,3333,4444', '27313,24187:udp,29421').format(otp=otp))
+    conf.write_text(CONFIG.replace('3371,2459,4126', '27313,24187:udp,29421').format(otp=otp))
     args = daemon_main.build_parser().parse_args(['-c', str(conf), '-D', '-v', '--state-file', str(tmp_path / 's.json')])
     log = KnockdLog(verbose=True, debug=True, stream=io.StringIO())
     result = daemon_main.Daemon(args, log)
