@@ -115,7 +115,7 @@ SEED_CONFIG = '''\
     LogFile = {log}
 
 [openSSH]
-    sequence    = 2222,3333,4444
+    sequence    = 3371,2459,4126
     seq_timeout = 15
     tcpflags    = syn
     start_command = iptables -I INPUT -s %IP% -p tcp --dport 22 -j ACCEPT
@@ -233,7 +233,7 @@ def test_debian_knock_client_opens_for_the_knocker_only_and_closes(firewall, dae
     lab_ = firewall
     server4, knocker4 = lab_.server.ipv4, lab_.client.ipv4
     assert not can_connect(lab_.client, server4)
-    lab_.knock(server4, '2222', '3333', '4444')
+    lab_.knock(server4, '3371', '2459', '4126')
     assert wait_for(lambda: can_connect(lab_.client, server4), 3), daemon.output()
     opened = time.time()
     assert not can_connect(lab_.other, server4)
@@ -249,14 +249,14 @@ def test_debian_knock_client_opens_for_the_knocker_only_and_closes(firewall, dae
 
 def test_collection_client_opens(firewall, daemon):
     lab_ = firewall
-    lab_.pk_knock(lab_.other, '-d', '50', lab_.server.ipv4, '2222', '3333', '4444')
+    lab_.pk_knock(lab_.other, '-d', '50', lab_.server.ipv4, '3371', '2459', '4126')
     assert wait_for(lambda: can_connect(lab_.other, lab_.server.ipv4), 3), daemon.output()
     assert not can_connect(lab_.client, lab_.server.ipv4)
 
 
 def test_wrong_order_does_not_open(firewall, daemon):
     lab_ = firewall
-    lab_.knock(lab_.server.ipv4, '2222', '4444', '3333')
+    lab_.knock(lab_.server.ipv4, '3371', '4126', '2459')
     time.sleep(1)
     assert not can_connect(lab_.client, lab_.server.ipv4)
     assert 'OPEN SESAME' not in daemon.read_log()
@@ -267,7 +267,7 @@ def test_ipv6(firewall, daemon):
     server6 = lab_.server.ipv6
     assert not can_connect(lab_.client, server6)
     assert not can_connect(lab_.other, server6)
-    lab_.knock('-6', server6, '2222', '3333', '4444')
+    lab_.knock('-6', server6, '3371', '2459', '4126')
     assert wait_for(lambda: can_connect(lab_.client, server6), 3), daemon.output()
     assert not can_connect(lab_.other, server6)
     log = daemon.read_log()
@@ -278,7 +278,7 @@ def test_ipv6(firewall, daemon):
 
 def test_ipv6_collection_client(firewall, daemon):
     lab_ = firewall
-    lab_.pk_knock(lab_.client, '-6', '-d', '50', lab_.server.ipv6, '2222', '3333', '4444')
+    lab_.pk_knock(lab_.client, '-6', '-d', '50', lab_.server.ipv6, '3371', '2459', '4126')
     assert wait_for(lambda: can_connect(lab_.client, lab_.server.ipv6), 3), daemon.output()
     assert not can_connect(lab_.other, lab_.server.ipv6)
 
@@ -292,7 +292,7 @@ def test_udp(firewall, daemon):
 
 def test_sigterm_closes_open_doors(firewall, daemon):
     lab_ = firewall
-    lab_.knock(lab_.server.ipv4, '2222', '3333', '4444')
+    lab_.knock(lab_.server.ipv4, '3371', '2459', '4126')
     assert wait_for(lambda: can_connect(lab_.client, lab_.server.ipv4), 3)
     daemon.stop()
     assert not can_connect(lab_.client, lab_.server.ipv4, timeout=0.3)
@@ -302,7 +302,7 @@ def test_restart_closes_doors_left_open(firewall, workdir):
     lab_ = firewall
     first = new_daemon(lab_, workdir, extra_args=['--max-attempts', '100']).start()
     try:
-        lab_.knock(lab_.server.ipv4, '2222', '3333', '4444')
+        lab_.knock(lab_.server.ipv4, '3371', '2459', '4126')
         assert wait_for(lambda: can_connect(lab_.client, lab_.server.ipv4), 3)
     finally:
         first.stop('KILL')
@@ -320,7 +320,7 @@ def test_sighup_with_broken_config_keeps_running(firewall, daemon):
     daemon.signal('HUP')
     assert wait_for(lambda: 'keeping the running configuration' in daemon.read_log(), 5)
     assert daemon.running()
-    lab_.knock(lab_.server.ipv4, '2222', '3333', '4444')
+    lab_.knock(lab_.server.ipv4, '3371', '2459', '4126')
     assert wait_for(lambda: can_connect(lab_.client, lab_.server.ipv4), 3), daemon.output()
 
 
@@ -347,7 +347,7 @@ def test_fail_closed_kernel_door_survives_kill_9(firewall, workdir):
     daemon = new_daemon(lab_, workdir, extra_args=['--kernel-door', 'openSSH=nft:inet/pkd4/ssh4/ssh6'],
                         cmd_timeout=LONG_CMD_TIMEOUT).start()
     try:
-        lab_.knock(server4, '2222', '3333', '4444')
+        lab_.knock(server4, '3371', '2459', '4126')
         assert wait_for(lambda: can_connect(lab_.client, server4), 3), daemon.output()
         opened = time.time()
     finally:
@@ -368,7 +368,7 @@ def test_fail_closed_recent_list_survives_kill_9(firewall, workdir):
     assert not can_connect(lab_.client, server4)
     daemon = new_daemon(lab_, workdir, extra_args=['-K', 'openSSH=recent:pkd4']).start()
     try:
-        lab_.knock(server4, '2222', '3333', '4444')
+        lab_.knock(server4, '3371', '2459', '4126')
         assert wait_for(lambda: can_connect(lab_.client, server4), 3), daemon.output()
         opened = time.time()
     finally:
@@ -383,11 +383,11 @@ def test_reknock_extends_the_open_door(firewall, workdir):
     server4 = lab_.server.ipv4
     daemon = new_daemon(lab_, workdir, cmd_timeout=LONG_CMD_TIMEOUT).start()
     try:
-        lab_.knock(server4, '2222', '3333', '4444')
+        lab_.knock(server4, '3371', '2459', '4126')
         assert wait_for(lambda: can_connect(lab_.client, server4), 3), daemon.output()
         opened = time.time()    # the door opened before this
         time.sleep(max(0, opened + LONG_CMD_TIMEOUT - 2 - time.time()))
-        lab_.knock(server4, '2222', '3333', '4444')
+        lab_.knock(server4, '3371', '2459', '4126')
         reknocked = time.time()
         assert reknocked < opened + LONG_CMD_TIMEOUT, 'machine too slow to re-knock in time'
         assert wait_for(lambda: 'door already open, extended' in daemon.read_log(), 3), daemon.output()
@@ -418,7 +418,7 @@ def test_new_interface_address_is_picked_up(firewall, daemon):
     lab_.server.run('ip addr add %s/%s dev %s' % (new_address, lab_.prefix, lab_.ifname), check=True)
     try:
         time.sleep(0.5)
-        lab_.knock(new_address, '2222', '3333', '4444')
+        lab_.knock(new_address, '3371', '2459', '4126')
         assert wait_for(lambda: can_connect(lab_.client, new_address), 3), daemon.output()
     finally:
         lab_.server.run('ip addr del %s/%s dev %s' % (new_address, lab_.prefix, lab_.ifname))
@@ -438,7 +438,7 @@ def test_daemon_mode_writes_and_removes_the_pid_file(firewall, workdir):
     pid = int(server.run('cat %s' % pidfile, check=True).stdout)
     try:
         assert wait_for(lambda: 'starting up, listening on %s' % lab_.ifname in run_.read_log(), 5)
-        lab_.knock(server.ipv4, '2222', '3333', '4444')
+        lab_.knock(server.ipv4, '3371', '2459', '4126')
         assert wait_for(lambda: can_connect(lab_.client, server.ipv4), 3), run_.read_log()
     finally:
         server.run('kill -TERM %d' % pid)
@@ -480,14 +480,14 @@ def test_one_time_sequences_file_is_used_like_knockd(firewall, workdir):
 def test_sighup_with_a_new_sequence(firewall, daemon):
     lab_ = firewall
     server4 = lab_.server.ipv4
-    daemon.write_conf(daemon.read_conf().replace('2222,3333,4444', '7001,7002,7003'))
+    daemon.write_conf(daemon.read_conf().replace('3371,2459,4126', '7003,7001,7002'))
     daemon.signal('HUP')
     assert wait_for(lambda: 'Re-reading config file' in daemon.read_log(), 5)
     time.sleep(0.5)
-    lab_.knock(server4, '2222', '3333', '4444')
+    lab_.knock(server4, '3371', '2459', '4126')
     time.sleep(1)
     assert not can_connect(lab_.client, server4, timeout=0.3)
-    lab_.knock(server4, '7001', '7002', '7003')
+    lab_.knock(server4, '7003', '7001', '7002')
     assert wait_for(lambda: can_connect(lab_.client, server4), 3), daemon.output()
 
 
@@ -496,7 +496,7 @@ PARITY_CONFIG = '''\
     LogFile = {log}
 
 [openSSH]
-    sequence    = 2222,3333,4444
+    sequence    = 3371,2459,4126
     seq_timeout = 15
     tcpflags    = syn
     start_command = echo start %IP%
@@ -531,9 +531,9 @@ def test_same_log_lines_as_debian_knockd(firewall, workdir):
     try:
         assert wait_for(lambda: 'starting up' in server.run('cat %s 2>/dev/null' % theirs_log).stdout, 5)
         time.sleep(0.5)
-        lab_.knock(server4, '2222', '3333', '4444')
+        lab_.knock(server4, '3371', '2459', '4126')
         time.sleep(0.5)
-        lab_.knock(server4, '2222', '4444', '3333')
+        lab_.knock(server4, '3371', '4126', '2459')
         time.sleep(0.5)
         lab_.knock('-u', server4, '5001', '5002', '5003')
         time.sleep(3)
@@ -562,7 +562,7 @@ def test_failed_stop_command_is_retried_until_the_door_closes(firewall, workdir)
     lab_.server.run('rm -f %s' % marker)
     daemon = new_daemon(lab_, workdir, config).start()
     try:
-        lab_.knock(server4, '2222', '3333', '4444')
+        lab_.knock(server4, '3371', '2459', '4126')
         assert wait_for(lambda: can_connect(lab_.client, server4), 3), daemon.output()
         assert wait_for(lambda: 'openSSH: stop command failed (1), retry 1 of 10 in 1 s' in daemon.read_log(),
                         CMD_TIMEOUT + 5), daemon.output()

@@ -30,13 +30,13 @@ STATE = os.environ.get('PKLAB_STATE', os.path.join(REPO, '.lab'))
 CONTAINERS = dict(os.environ)   # podman runs through LAB_PODMAN, which applies the lab's settings
 REMOTE = '/opt/pk/ansible_collections/portknock/knock'
 KNOCK = REMOTE + '/scripts/knock'
-SEQUENCE = ['7000', '8000:udp', '9000']
+SEQUENCE = ['7311', '9127:udp', '8243']
 PORT = 2022
 KNOCKD_CONF = """[options]
     LogFile = /var/log/knockd.log
 
 [opendoor]
-    sequence         = 7000,8000:udp,9000
+    sequence         = 7311,9127:udp,8243
     seq_timeout      = 10
     tcpflags         = syn
     start_command    = /usr/sbin/iptables -I INPUT -s %IP% -p tcp --dport 2022 -j ACCEPT
@@ -181,7 +181,7 @@ def test_ssh_proxy_command_knocks_and_relays(client_lab, version):
 
 def test_ssh_proxy_command_wrong_sequence_says_so(client_lab):
     source = client_lab.fresh_source(4)
-    proxy = '%s --proxy -4 -s %s --connect-timeout 2 %%h %%p 7000 8000 9000' % (KNOCK, source)   # 8000 is udp
+    proxy = '%s --proxy -4 -s %s --connect-timeout 2 %%h %%p 7311 9127 8243' % (KNOCK, source)   # 9127 is udp
     result = client_lab.client.run(['ssh'] + SSH_OPTIONS + ['-o', 'ProxyCommand=' + proxy, '-p', str(PORT),
                                                             'root@' + client_lab.server.ipv4, 'true'],
                                    check=False, timeout=60)

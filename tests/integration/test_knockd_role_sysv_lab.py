@@ -25,7 +25,7 @@ from lab_hosts import PODMAN_ENV, REPO, STATE, lab
 pytestmark = pytest.mark.integration
 
 LAB = 'it-sysv'
-SEQUENCE = '2222 3333:udp 4444'
+SEQUENCE = '3371 2459:udp 4126'
 CMD_TIMEOUT = 4
 PLAY = '''
 - hosts: %(server)s
@@ -34,7 +34,7 @@ PLAY = '''
     knockd_always_allow: [10.231.0.1]
     knockd_doors:
       - name: opencloseSSH
-        sequence: "2222:tcp,3333:udp,4444:tcp"
+        sequence: "3371:tcp,2459:udp,4126:tcp"
         seq_timeout: 15
         tcpflags: syn
         port: 22
