@@ -116,8 +116,8 @@ def send_tcp_knock(family, addr, source=None):
         sock.setblocking(False)
         err = sock.connect_ex(addr)
         if err not in _SENT_ERRNOS:
-            raise KnockSendError('TCP knock on %s port %d failed: %s'
-                                 % (addr[0], addr[1], os_strerror(err)))
+            # the port is a step of a secret sequence: the message names the host only
+            raise KnockSendError('TCP knock on %s failed: %s' % (addr[0], os_strerror(err)))
     finally:
         # Closing in SYN_SENT: no RST, no retransmission.
         sock.close()
@@ -129,7 +129,7 @@ def send_udp_knock(family, addr, source=None, payload=UDP_PAYLOAD):
     try:
         sock.sendto(payload, addr)
     except OSError as exc:
-        raise KnockSendError('UDP knock on %s port %d failed: %s' % (addr[0], addr[1], exc.strerror or exc))
+        raise KnockSendError('UDP knock on %s failed: %s' % (addr[0], exc.strerror or exc))
     finally:
         sock.close()
 

@@ -92,3 +92,37 @@ def test_knock_returns_the_address_it_knocked(sent, monkeypatch):
     monkeypatch.setattr(ks, 'resolve', lambda host, family=None: (socket.AF_INET, '198.51.100.9'))
     assert ks.knock('door.example', [1600], delay_ms=0) == '198.51.100.9'
     assert sent[0][2] == ('198.51.100.9', 1600)
+
+
+def test_send_errors_never_name_the_step(monkeypatch):
+    """A knock that cannot be sent names the host, not the port (a step of a secret sequence)."""
+    import socket as socket_module
+    from ansible_collections.portknock.knock.plugins.module_utils import knock_sender
+
+    class Failing(object):
+        def __init__(self, *args):
+            pass
+
+        def setsockopt(self, *args):
+            pass
+
+        def setblocking(self, flag):
+            pass
+
+        def connect_ex(self, addr):
+            return 101   # ENETUNREACH
+
+        def sendto(self, data, addr):
+            raise OSError(101, 'Network is unreachable')
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(socket_module, 'socket', Failing)
+    for steps in (['7311'], ['9127:udp']):
+        try:
+            knock_sender.send_knocks('10.231.9.9', steps)
+        except knock_sender.KnockSendError as exc:
+            assert '10.231.9.9' in str(exc) and '7311' not in str(exc) and '9127' not in str(exc)
+        else:
+            raise AssertionError('no error')
