@@ -136,7 +136,7 @@ def parse_step(value, default_protocol='tcp', position=None):
     if not isinstance(value, str):
         raise KnockValueError('%s must be a port, "port:protocol" or {port, protocol}, not %s'
                               % (where, type(value).__name__))
-    text = value.strip()
+    text = re.sub(r'\s*:\s*', ':', value.strip())   # knockd reads "8000 :udp" as 8000:udp
     if not _STEP_SHAPE.match(text):
         raise KnockValueError('%s is not a port or port:protocol (%s)' % (where, _odd_characters(text)))
     if ':' in text:

@@ -28,7 +28,7 @@ STATE = os.environ.get('PKLAB_STATE', os.path.join(REPO, '.lab'))
 LAB = 'it-audit'
 FLEET = ['%s-%d' % (LAB, i) for i in range(1, 5)]   # iptables, nftables, knockd, daemon (site_fleet.py LAYOUT)
 BROKEN = FLEET[0]
-DOORS = json.dumps({'portknock_doors': [{'name': 'ssh', 'sequence': [7219, '8361:udp', 9203], 'port': 22,
+DOORS = json.dumps({'portknock_doors': [{'name': 'ssh', 'sequence': [7311, '9127:udp', 8243], 'port': 22,
                                          'step_timeout': 5, 'open_window': 6, 'ip_version': 'both'}]})
 
 
@@ -80,7 +80,7 @@ def test_every_door_passes_on_every_enforcer(fleet, tmp_path):
         assert by['opens_for_knocker']['seconds'] is not None
     # the sequence is in none of the reports, nor in the output
     for text in (res.stdout, (reports / 'audit.json').read_text(), (reports / 'audit.junit.xml').read_text()):
-        assert '7219' not in text and '8361' not in text and '9203' not in text
+        assert '7311' not in text and '9127' not in text and '8243' not in text
     # the table a person reads
     assert 'opens' in res.stdout and 'stranger' in res.stdout
     # a valid JUnit file: a suite per host, no failure

@@ -221,3 +221,9 @@ def test_property_round_trip(lines, drop_final_newline):
     except KnockdConfError:
         return
     assert strict.render() == text
+
+
+def test_spaces_around_the_protocol_colon_read_as_knockd_does():
+    """knockd 0.8 accepts ``7311, 9127 :udp ,8243: tcp`` (tests/integration/test_knockd_conf_vs_knockd.py)."""
+    stanza = semantic(parse('[d]\nsequence = 7311, 9127 :udp ,8243: tcp\ncommand = /bin/true\n'))['stanzas'][0]
+    assert stanza.sequence == (Step(7311, 'tcp'), Step(9127, 'udp'), Step(8243, 'tcp'))
