@@ -15,13 +15,13 @@ from ansible_collections.portknock.knock.plugins.module_utils import door_probe 
 
 from utils import module_result
 
-DOORS = [{'name': 'ssh', 'sequence': [7219, '8361:udp', 9203], 'port': 22, 'step_timeout': 5, 'open_window': 30,
+DOORS = [{'name': 'ssh', 'sequence': [8361, '7219:udp', 9203], 'port': 22, 'step_timeout': 5, 'open_window': 30,
           'ip_version': 'both', 'state': 'present'},
-         {'name': 'web', 'sequence': '4431,1443', 'port': 443, 'ip_version': 'ipv4'},
+         {'name': 'web', 'sequence': '4431,1443,2281', 'port': 443, 'ip_version': 'ipv4'},
          {'name': 'gone', 'sequence': [5111, 6222], 'port': 2200, 'state': 'absent'}]
 ARGS = {'host': 'web1', 'addresses': ['10.231.2.11', 'fd42:706b:6c61::2:b'], 'doors': DOORS,
         'enforcer': 'nftables', 'stranger_source': {'ipv4': '10.231.2.200', 'ipv6': 'fd42:706b:6c61::2:c8'}}
-SECRETS = ('7219', '8361', '9203', '4431', '1443', '5111', '6222')
+SECRETS = ('7219', '8361', '9203', '4431', '1443', '2281', '5111', '6222')
 
 
 @pytest.fixture(autouse=True)
