@@ -51,8 +51,11 @@ options:
 attributes:
   check_mode:
     support: full
+    details: It changes nothing in any mode.
   diff_mode:
     support: none
+  platform:
+    platforms: posix
 notes:
   - Run as root (the rule counters, C(/proc/net/xt_recent) and the daemon's state file are root's).
   - Counters start at 0 when a door's rules are loaded (kernel doors) or the daemon starts; Debian knockd's
@@ -98,7 +101,9 @@ doors:
       type: list
       elements: int
     opens: {description: Complete sequences (the door opened or was extended); V(null) when unknown., type: int}
-    refusals: {description: Refused attempts (sum of O(refusal_reasons)); V(null) when unknown., type: int}
+    refusals:
+      description: Refused attempts (the sum of RV(doors[].refusal_reasons)); V(null) when unknown.
+      type: int
     refusal_reasons:
       description: "Refusals by reason: V(wrong_order_or_too_slow) (kernel doors cannot tell which), V(wrong_order),
         V(too_slow), V(dropped) (the daemon's memory was full)."
