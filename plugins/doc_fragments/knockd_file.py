@@ -2,7 +2,8 @@
 # Copyright: portknock.knock contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # PRIVATE to the collection portknock.knock: not a public API, may change without notice
-"""Options shared by the modules that edit a knockd configuration file."""
+"""Options shared by the modules that edit a knockd configuration file (listed before
+``ansible.builtin.files``, whose other file options they take: this ``mode`` has a default)."""
 
 from __future__ import absolute_import, division, print_function
 
@@ -22,7 +23,11 @@ options:
     type: bool
     default: false
   mode:
-    description: Permissions of the file (it may hold secret sequences and commands).
+    description:
+      - Permissions of the file, as O(ansible.builtin.file#module:mode) (octal or symbolic); the file may hold
+        secret sequences and commands, hence the default.
+      - The new content is written to a temporary file that has this mode from the start, then renamed over the file.
+      - Owner, group, SELinux context and attributes are the other options of the C(ansible.builtin.files) fragment.
     type: raw
     default: '0600'
   create:

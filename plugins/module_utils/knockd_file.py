@@ -6,14 +6,17 @@
 
 The one flow shared by the ``knockd_stanza`` and ``knockd_options`` modules::
 
-    edit_knockd_conf(module, path, edit, create=True, backup=False, mode='0600')
+    edit_knockd_conf(module, path, edit, create=True, backup=False)
 
 ``edit(conf)`` receives the parsed ``KnockdConf`` and returns a list of
 changed keys (``[]``: nothing to do).  The existing file is parsed first (a
 file knockd could not read, or with duplicate sections, fails naming the line
 and value and is left untouched), the edited text is parsed again before it
 is written, the write goes through a temporary file in the same directory
-created with mode 0600 and ``module.atomic_move``.  Check mode and diff are
+that has the final mode from the start (0600 by default) and is renamed over the file.
+Owner, group, mode, SELinux context and attributes are Ansible's own file common
+arguments (``add_file_common_args=True``, fragment ``ansible.builtin.files``), applied
+with ``module.set_fs_attributes_if_different``.  Check mode and diff are
 handled here: the whole file is returned as ``diff`` only in diff mode, and
 every knock port of every stanza (before and after the edit) is added to
 ``module.no_log_values`` first, so no sequence shows in the result, the diff
@@ -31,6 +34,8 @@ import tempfile
 from .knockd_conf import KnockdConfError, parse, secret_ports
 from .sequence import KnockValueError
 
+# with add_file_common_args=True (owner, group, seuser, attributes, ... from Ansible); only the
+# default of mode differs from Ansible's: the file may hold secret sequences and commands
 COMMON_ARGUMENT_SPEC = dict(
     path=dict(type='path', default='/etc/knockd.conf'),
     backup=dict(type='bool', default=False),
@@ -39,15 +44,19 @@ COMMON_ARGUMENT_SPEC = dict(
 )
 
 
-_MODE_RE = re.compile(r'^(0?[0-7]{3,4}|([ugoa]*[-+=][rwxXstugo]*)(,[ugoa]*[-+=][rwxXstugo]*)*)\Z')
-
-
-def _check_mode_value(module, mode):
-    """Fail before anything is written when ``mode`` cannot be applied."""
+def _final_mode(module, mode, current):
+    """The permission bits ``mode`` gives a file whose bits are ``current``, parsed the way
+    ``AnsibleModule.set_mode_if_different`` parses it; fails naming the value."""
     if isinstance(mode, int) and not isinstance(mode, bool):
-        return
-    if not isinstance(mode, str) or not _MODE_RE.match(mode):
-        module.fail_json(msg='mode %r is not an octal or symbolic file mode' % (mode,))
+        return mode
+    try:
+        if isinstance(mode, str) and re.match(r'[0-7]+\Z', mode):
+            return int(mode, 8)
+        if isinstance(mode, str) and mode:
+            return module._symbolic_mode_to_octal(os.stat_result((current,) + (0,) * 9), mode)
+    except Exception:   # Ansible raises ValueError or others for a mode it cannot parse
+        pass
+    module.fail_json(msg='mode %r is not an octal or symbolic file mode' % (mode,))
 
 
 def _read(module, path, create):
@@ -71,24 +80,38 @@ def _hide(module, text):
     module.no_log_values.update(secret_ports(parse(text, validate=False)))
 
 
-def _write(module, path, text):
+def _write(module, path, text, mode, unsafe_writes=False):
+    """Write ``text`` to a temporary file of mode ``mode`` (and the owner of the file it replaces),
+    fsync it, then rename it over ``path``: no moment shows the content with other permissions."""
     directory = os.path.dirname(path) or '.'
     fd, tmp = tempfile.mkstemp(prefix='.knockd.conf.', dir=directory)  # mode 0600
     try:
         with os.fdopen(fd, 'wb') as handle:
+            os.fchmod(handle.fileno(), mode)
+            if os.path.exists(path):
+                st = os.stat(path)
+                os.fchown(handle.fileno(), st.st_uid, st.st_gid)
             handle.write(text.encode('utf-8', 'surrogateescape'))
-        module.atomic_move(tmp, path)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if os.path.exists(path):
+            # keep_dest_attrs=False: the temporary file has its final mode already
+            module.atomic_move(tmp, path, unsafe_writes=unsafe_writes, keep_dest_attrs=False)
+        else:
+            os.rename(tmp, path)    # atomic_move would make a new file 0666 & ~umask first
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
 
 
-def edit_knockd_conf(module, path, edit, create=True, backup=False, mode='0600', result=None):
+def edit_knockd_conf(module, path, edit, create=True, backup=False, result=None):
     """Apply ``edit`` to the knockd.conf at ``path`` and end the module (see module docstring)."""
     result = dict(result or {})
-    _check_mode_value(module, mode)
+    file_args = module.load_file_common_arguments(module.params, path=path)
     before = _read(module, path, create)
     exists = before is not None
+    current = os.stat(path).st_mode & 0o7777 if exists else 0o600
+    mode = _final_mode(module, file_args['mode'], current)
     before = before or ''
     # every knock port of every stanza is a secret, in the result, the diff and any message
     _hide(module, before)
@@ -112,10 +135,10 @@ def edit_knockd_conf(module, path, edit, create=True, backup=False, mode='0600',
     if content_changed and not module.check_mode:
         if backup and exists:
             result['backup_file'] = module.backup_local(path)
-        _write(module, path, after)
+        _write(module, path, after, mode, module.params.get('unsafe_writes', False))
     changed = content_changed
     if will_exist and (exists or not module.check_mode):
-        changed = module.set_mode_if_different(path, mode, changed)
+        changed = module.set_fs_attributes_if_different(file_args, changed)
     if changed and not content_changed:
         result['changed_keys'] = result['changed_keys'] + ['mode']
     if module._diff:

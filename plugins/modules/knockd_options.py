@@ -25,6 +25,7 @@ author:
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - portknock.knock.knockd_file
+  - ansible.builtin.files
 options:
   use_syslog:
     description: Log through syslog (C(UseSyslog)).
@@ -84,12 +85,12 @@ def main():
         interface=dict(type='str'),
     )
     argument_spec.update(COMMON_ARGUMENT_SPEC)
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True, add_file_common_args=True)
     params = module.params
     values = dict((key, params[key]) for key in OPTION_KEYS if params[key] is not None)
 
     edit_knockd_conf(module, params['path'], lambda conf: conf.set_options(values),
-                     create=params['create'], backup=params['backup'], mode=params['mode'])
+                     create=params['create'], backup=params['backup'])
 
 
 if __name__ == '__main__':

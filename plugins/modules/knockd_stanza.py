@@ -29,6 +29,7 @@ author:
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - portknock.knock.knockd_file
+  - ansible.builtin.files
 options:
   name:
     description: Name of the stanza (the text between the brackets). Must not be C(options).
@@ -170,6 +171,7 @@ def main():
             ('state', 'present', ('start_command', 'command', 'start_command_6', 'command_6'), True),
         ],
         supports_check_mode=True,
+        add_file_common_args=True,
     )
     params = module.params
     # the ports of the sequence as given (the file has them as rewritten, knockd_file masks those)
@@ -191,7 +193,7 @@ def main():
         return conf.set_stanza(name, values)
 
     edit_knockd_conf(module, params['path'], edit, create=params['create'], backup=params['backup'],
-                     mode=params['mode'], result=dict(stanza=name))
+                     result=dict(stanza=name))
 
 
 if __name__ == '__main__':

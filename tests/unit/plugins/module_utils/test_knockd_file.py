@@ -6,8 +6,12 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import grp
 import os
+import pwd
 import stat
+
+import pytest
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -29,10 +33,10 @@ CONF = """[options]
 def runner(edit):
     """A module main() whose edit is ``edit`` (conf -> changed keys)."""
     def main():
-        module = AnsibleModule(argument_spec=dict(COMMON_ARGUMENT_SPEC), supports_check_mode=True)
+        module = AnsibleModule(argument_spec=dict(COMMON_ARGUMENT_SPEC), supports_check_mode=True,
+                               add_file_common_args=True)
         params = module.params
-        edit_knockd_conf(module, params['path'], edit, create=params['create'], backup=params['backup'],
-                         mode=params['mode'])
+        edit_knockd_conf(module, params['path'], edit, create=params['create'], backup=params['backup'])
     return main
 
 
@@ -110,3 +114,45 @@ def test_invalid_file_is_left_untouched_and_its_sequence_hidden(tmp_path):
 def test_a_directory_is_refused(tmp_path):
     result, dummy, failed = module_result(runner(set_interface('eth1')), dict(path=str(tmp_path)))
     assert failed and 'is a directory' in result['msg']
+
+
+@pytest.mark.parametrize('existing, mode, want', [
+    (None, None, 0o600), (None, '0640', 0o640), (None, 0o400, 0o400), (None, 'u=rw,g=r', 0o640),
+    (0o600, 'g+r', 0o640), (0o644, 'o-r', 0o640), (0o644, None, 0o600),
+])
+def test_new_content_has_its_final_mode_from_the_start(tmp_path, monkeypatch, existing, mode, want):
+    """Octal and symbolic modes (Ansible's own file options), new file or not: the file that takes the
+    new content already has the final mode when it is renamed into place (never 0644 in between)."""
+    path = write(tmp_path, mode=existing) if existing is not None else str(tmp_path / 'new.conf')
+    seen = []
+    real_rename, real_move = os.rename, AnsibleModule.atomic_move
+
+    def rename(src, dst, *args, **kwargs):
+        if dst == path:
+            seen.append(stat.S_IMODE(os.stat(src).st_mode))
+        return real_rename(src, dst, *args, **kwargs)
+
+    def atomic_move(self, src, dest, **kwargs):
+        seen.append(stat.S_IMODE(os.stat(src).st_mode))
+        return real_move(self, src, dest, **kwargs)
+
+    monkeypatch.setattr(os, 'rename', rename)
+    monkeypatch.setattr(AnsibleModule, 'atomic_move', atomic_move)
+    args = dict(path=path) if mode is None else dict(path=path, mode=mode)
+    result, dummy, failed = module_result(runner(set_interface('eth9')), args)
+    assert not failed and result['changed'], result
+    assert seen == [want]
+    assert stat.S_IMODE(os.stat(path).st_mode) == want
+
+
+def test_owner_and_group_are_ansible_file_options(tmp_path):
+    path = write(tmp_path)
+    group = grp.getgrgid(os.getgid()).gr_name
+    owner = pwd.getpwuid(os.getuid()).pw_name
+    result, dummy, failed = module_result(runner(set_interface('eth1')), dict(path=path, owner=owner, group=group))
+    assert not failed and result['changed'], result
+    result, dummy, failed = module_result(runner(set_interface('eth1')), dict(path=path, owner=owner, group=group))
+    assert not failed and not result['changed'], result
+    result, dummy, failed = module_result(runner(set_interface('eth1')),
+                                          dict(path=path, group='no-such-group-portknock'))
+    assert failed and 'no-such-group-portknock' in result['msg']
