@@ -12,6 +12,8 @@ module: door_info
 short_description: Count what happens at a host's doors (knocks per step, opens, open sources, refusals)
 version_added: 0.1.0
 author: portknock.knock contributors (@portknock)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 description:
   - Reads, per door of the host and per enforcer, what the enforcer can tell, and changes nothing
     (it also runs in check mode).
@@ -82,40 +84,61 @@ enforcers:
   type: list
   elements: dict
   contains:
-    name: {description: V(iptables), V(nftables), V(knockd) or V(daemon)., type: str}
-    up: {description: The daemon runs, or the kernel doors are loaded., type: bool}
-    service: {description: The systemd unit, or what holds the kernel doors., type: str}
-    state: {description: "C(systemctl is-active) of the unit (or V(running)/V(not running) from the process
-              list); V(loaded) or V(no doors) for kernel doors.", type: str}
+    name:
+      description: V(iptables), V(nftables), V(knockd) or V(daemon).
+      type: str
+    up:
+      description: The daemon runs, or the kernel doors are loaded.
+      type: bool
+    service:
+      description: The systemd unit, or what holds the kernel doors.
+      type: str
+    state:
+      description:
+        - C(systemctl is-active) of the unit (or V(running) / V(not running) from the process list).
+        - V(loaded) or V(no doors) for kernel doors.
+      type: str
 doors:
   description: One entry per door and enforcer.
   returned: always
   type: list
   elements: dict
   contains:
-    name: {description: The door's name., type: str}
-    enforcer: {description: What enforces it., type: str}
-    steps: {description: Number of knock steps (never the ports)., type: int}
+    name:
+      description: The door's name.
+      type: str
+    enforcer:
+      description: What enforces it.
+      type: str
+    steps:
+      description: Number of knock steps (never the ports).
+      type: int
     knocks:
       description: Per step (first step first), the knocks that reached it; V(null) where the enforcer cannot tell.
       type: list
       elements: int
-    opens: {description: Complete sequences (the door opened or was extended); V(null) when unknown., type: int}
+    opens:
+      description: Complete sequences (the door opened or was extended); V(null) when unknown.
+      type: int
     refusals:
       description: Refused attempts (the sum of RV(doors[].refusal_reasons)); V(null) when unknown.
       type: int
     refusal_reasons:
-      description: "Refusals by reason: V(wrong_order_or_too_slow) (kernel doors cannot tell which), V(wrong_order),
-        V(too_slow), V(dropped) (the daemon's memory was full)."
+      description:
+        - "Refusals by reason: V(wrong_order_or_too_slow) (kernel doors cannot tell which), V(wrong_order),
+          V(too_slow), V(dropped) (the daemon's memory was full)."
       type: dict
     connections:
       description: Kernel doors, new connections to the protected ports, V(accepted) and V(refused); V(null) otherwise.
       type: dict
     open_sources:
-      description: Sources the door is open to now, C(address), C(family) and C(expires_in) (seconds left, V(null) when unknown).
+      description:
+        - Sources the door is open to now, C(address), C(family) and C(expires_in) (seconds left, V(null) when unknown).
       type: list
       elements: dict
-    open_window: {description: Seconds a door stays open (C(open_window), or C(cmd_timeout) of knockd)., type: int}
+    open_window:
+      description: Seconds a door stays open (C(open_window), or the C(cmd_timeout) of knockd).
+      type: int
 '''
 
 from ansible.module_utils.basic import AnsibleModule

@@ -62,7 +62,7 @@ def fake_host(monkeypatch):
     monkeypatch.setattr(AnsibleModule, 'run_command', run_command)
     monkeypatch.setattr(AnsibleModule, 'get_bin_path',
                         lambda self, name, required=False, opt_dirs=None: '/usr/sbin/' + name if name in known else None)
-    monkeypatch.setattr(door_counters, 'read_text', lambda path: FILES.get(path))
+    monkeypatch.setattr(door_counters, 'read_text', FILES.get)
     original = door_counters.DoorInfo.__init__
 
     def init(self, *args, **kwargs):
