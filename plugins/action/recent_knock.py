@@ -7,7 +7,8 @@ With ``rollback_timeout`` > 0 (and not in check mode) the door is applied under
 ``portknock.knock.firewall_guard`` (see plugin_utils/guarded_apply.py); otherwise the
 module simply runs.
 
-The guard is named after the door (``recent_knock-<door>``): its records, watchdog unit and
+The guard is named after the door (``recent_knock-<door>``; plain ``recent_knock`` for the
+``doors`` form, which applies all the host's doors under one guard): its records, watchdog unit and
 the refusal another rollout gets say which door is being applied.  Two rollouts on one host
 are made safe by the guard itself, whatever the names: while one arm is live, any other arm
 on that host is refused (every guard snapshots the whole firewall), and confirm presents the
@@ -57,7 +58,8 @@ class ActionModule(ActionBase):
             raise AnsibleActionFail('rollback_timeout %r must be 0 (no rollback) or more seconds' % (timeout,))
         try:
             if timeout and not self._play_context.check_mode:
-                result.update(run_guarded(self, task_vars, MODULE, args, timeout, guard_name(args.get('name'))))
+                name = guard_name(args.get('name')) if args.get('doors') is None else GUARD_PREFIX
+                result.update(run_guarded(self, task_vars, MODULE, args, timeout, name))
             else:
                 result.update(self._execute_module(module_name=MODULE, module_args=args, task_vars=task_vars))
         finally:

@@ -24,15 +24,12 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from . import iptc_rules
+from .firewall_errors import BackendError  # noqa: F401 (re-exported: older callers import it from here)
 from . import recent_rules
 from .recent_rules import FAMILIES
 
 BINARY = {'ipv4': 'iptables', 'ipv6': 'ip6tables'}
 NAME = 'iptables'
-
-
-class BackendError(Exception):
-    """A command failed; nothing the door owns was changed by this call."""
 
 
 def variant_of(version_text):
@@ -77,38 +74,60 @@ class IptablesBackend(object):
 
     def live(self, door):
         """{family: lines} of what the door owns now (recent_rules.live_state)."""
-        state = {}
+        return self.live_many([door])[door.name]
+
+    def live_many(self, doors):
+        """{door name: {family: lines}}, one ``iptables-save`` per family for all ``doors``."""
+        state = dict((door.name, {}) for door in doors)
         for family in FAMILIES:
             save = self._binary(family, 'save')
             rc, out, err = self.run([save, '-t', recent_rules.TABLE])
             if rc != 0:
                 raise BackendError('%s failed: %s' % (save, (err or out).strip()))
-            state[family] = recent_rules.live_state(out, door)
+            for door in doors:
+                state[door.name][family] = recent_rules.live_state(out, door)
         return state
 
     def wanted(self, door, present):
         return dict((family, recent_rules.wanted_state(door, family, present)) for family in FAMILIES)
 
-    def apply(self, door, present, live):
-        """Take each family from ``live`` to the wanted lines, one atomic transaction per family."""
+    def apply(self, door, wanted, live):
+        """Take each family of one door from ``live`` to ``wanted`` (a ``wanted()`` result; a bool
+        ``present`` is accepted as well), one atomic transaction per family."""
+        if isinstance(wanted, bool):
+            wanted = self.wanted(door, wanted)
+        self.apply_many([(door, wanted, live)])
+
+    def apply_many(self, items):
+        """Take every door of ``items`` (``(door, wanted, live)``) to its wanted lines: one atomic
+        ``iptables-restore --noflush`` per family for all of them (python-iptables: one ``commit()``
+        per door and family).  Jumps the doors lack are inserted so that they read in list order."""
         for family in FAMILIES:
-            if recent_rules.wanted_state(door, family, present) == live[family]:
+            todo = [(door, wanted, live) for door, wanted, live in items if wanted[family] != live[family]]
+            if not todo:
                 continue
-            keep = present and family in recent_rules.families(door)
             if self.iptc is not None:
-                try:
-                    iptc_rules.write_door(self.iptc, family, recent_rules.HOOK_CHAIN, recent_rules.owned_chains(door),
-                                          recent_rules.chain_rules(door, family) if keep else [],
-                                          recent_rules.chain_name(door), keep)
-                except Exception as exc:
-                    raise BackendError('python-iptables could not write the %s door %s: %s' % (family, door.name, exc))
+                for door, wanted, live in todo:
+                    keep = bool(wanted[family])
+                    try:
+                        iptc_rules.write_door(self.iptc, family, recent_rules.HOOK_CHAIN,
+                                              recent_rules.owned_chains(door),
+                                              recent_rules.chain_rules(door, family) if keep else [],
+                                              recent_rules.chain_name(door), keep)
+                    except Exception as exc:
+                        raise BackendError('python-iptables could not write the %s door %s: %s'
+                                           % (family, door.name, exc))
                 continue
-            script = recent_rules.restore_script(door, family, live[family], present)
+            # -I INPUT 1 puts each jump on top: the last door's first, so the list's first ends on top
+            bodies = [recent_rules.restore_script(door, family, live[family], bool(wanted[family]))
+                      for door, wanted, live in reversed(todo)]
+            script = recent_rules.merge_restore_scripts(bodies)
             restore = self._binary(family, 'restore')
             rc, out, err = self.run([restore, '--noflush', '-w'], data=script)
             if rc != 0:
-                raise BackendError('%s --noflush rejected the door %s (its %s rules were left as they were): %s' % (
-                    restore, door.name, family, (err or out).strip()))
+                raise BackendError('%s --noflush rejected the door%s %s (its %s rules were left as they were): %s' % (
+                    restore, 's' if len(todo) > 1 else '', ', '.join(door.name for door, _w, _l in todo), family,
+                    (err or out).strip()))
 
     @staticmethod
     def as_text(state):

@@ -205,6 +205,24 @@ _CONDITIONS = (
 _NAME = re.compile(r'^[A-Za-z][A-Za-z0-9_.-]*\Z')
 
 
+def table_listings(ruleset_text):
+    """{'<family> <name>': text} of each table in ``nft [-a] -t list ruleset`` output, each as
+    ``nft -t list table`` prints it (``# handle N`` comments left out)."""
+    tables = {}
+    current, lines = None, []
+    for line in ruleset_text.splitlines():
+        line = _HANDLE.sub('', line)
+        if current is None:
+            if line.startswith('table ') and line.endswith(' {'):
+                current, lines = line[len('table '):-2].strip(), [line]
+            continue
+        lines.append(line)
+        if line == '}':
+            tables[current] = '\n'.join(lines) + '\n'
+            current = None
+    return tables
+
+
 def priority_value(text):
     """``filter - 10`` -> -10, ``-200`` -> -200; None when nft printed something else."""
     match = re.match(r'^\s*(-?\d+|[a-z]+)(?:\s*([+-])\s*(\d+))?\s*$', text)

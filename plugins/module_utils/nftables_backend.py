@@ -27,7 +27,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from . import nft_rules
-from .iptables_backend import BackendError
+from .firewall_errors import BackendError
 
 NAME = 'nftables'
 
@@ -38,16 +38,25 @@ class NftablesBackend(object):
     def __init__(self, run, which, set_size=nft_rules.DEFAULT_SET_SIZE, integrate_input_chain=False):
         self.run = run
         self.integrate = integrate_input_chain
+        self.set_size = set_size
+        self._options = {}        # door name -> (set_size, integrate_input_chain) when not the defaults
         self._chains = None
-        self._host_live = []
-        self._host_wanted = []
+        self._host_live = {}      # door name -> [(chain, text, handle)]
+        self._host_wanted = {}    # door name -> [(chain, text)]
         self.nft = which('nft')
         if not self.nft:
             raise BackendError('no nft binary found on PATH')
-        self.set_size = set_size
         self.warnings = []
         rc, out, err = run([self.nft, '--version'])
         self.version = out.strip() if rc == 0 else 'nft'
+
+    def configure(self, door, set_size=None, integrate_input_chain=None):
+        """Per-door options (the ``doors`` form of the module); None keeps the backend's default."""
+        self._options[door.name] = (self.set_size if set_size is None else set_size,
+                                    self.integrate if integrate_input_chain is None else integrate_input_chain)
+
+    def _option(self, door):
+        return self._options.get(door.name, (self.set_size, self.integrate))
 
     def describe(self):
         return '%s (%s, table %s %s)' % (self.name, self.version, nft_rules.TABLE_FAMILY, nft_rules.TABLE_PREFIX + '<name>')
@@ -57,61 +66,81 @@ class NftablesBackend(object):
         if rc != 0:
             raise BackendError('nft list ruleset failed: %s' % (err or out).strip())
         self._chains = nft_rules.parse_ruleset(out)
+        return out
 
     def live(self, door):
         """{'inet': lines} of the door's table now ([] when it does not exist), and under 'host'
         the door's own rules in the host's chains (only when there are any)."""
-        rc, out, err = self.run([self.nft, '-t', 'list', 'table', nft_rules.TABLE_FAMILY, nft_rules.table_name(door)])
-        if rc != 0:
-            if 'No such file or directory' in err or 'does not exist' in err:
-                out = ''
-            else:
-                raise BackendError('nft list table failed: %s' % (err or out).strip())
-        state = {'inet': [line for line in nft_rules.stateless(out).splitlines() if line.strip()]}   # counted packets are no change
-        self._read_ruleset()
-        self._host_live = nft_rules.integration_live(self._chains, door)
-        if self._host_live:
-            state['host'] = [text for _chain, text, _handle in self._host_live]
+        return self.live_many([door])[door.name]
+
+    def live_many(self, doors):
+        """{door name: state} of ``doors`` from one read of the ruleset (``nft -a -t list ruleset``:
+        the tables as ``nft -t list table`` prints them, plus handles, which are left out)."""
+        tables = nft_rules.table_listings(self._read_ruleset())
+        state = {}
+        for door in doors:
+            text = tables.get('%s %s' % (nft_rules.TABLE_FAMILY, nft_rules.table_name(door)), '')
+            one = {'inet': [line for line in nft_rules.stateless(text).splitlines() if line.strip()]}   # counted packets are no change
+            self._host_live[door.name] = nft_rules.integration_live(self._chains, door)
+            if self._host_live[door.name]:
+                one['host'] = [text for _chain, text, _handle in self._host_live[door.name]]
+            state[door.name] = one
         return state
 
     def wanted(self, door, present):
         """The door's table, and the host rules it needs; BackendError when it could never open."""
-        self._host_wanted = []
+        self._host_wanted[door.name] = []
         if not present:
             return {'inet': []}
         if self._chains is None:
             self._read_ruleset()
+        set_size, integrate = self._option(door)
         blocks = nft_rules.blocking_chains(self._chains, door)
-        message = nft_rules.cannot_open_message(door, blocks, self.integrate)
+        message = nft_rules.cannot_open_message(door, blocks, integrate)
         if message:
             raise BackendError(message)
-        if self.integrate:
+        if integrate:
             for block in blocks:
                 if not nft_rules.integrable(block.chain):
                     raise BackendError('cannot integrate into the input chain %s (a name nft would need quoted): '
                                        'add "%s" to it yourself' % (nft_rules.chain_label(block.chain),
                                                                     nft_rules.ACCEPT_MARKED))
-            self._host_wanted = nft_rules.integration_wanted(blocks, door)
-        state = {'inet': [line for line in nft_rules.table_text(door, self.set_size).splitlines() if line.strip()]}
-        if self._host_wanted:
-            state['host'] = [text for _chain, text in self._host_wanted]
+            self._host_wanted[door.name] = nft_rules.integration_wanted(blocks, door)
+        state = {'inet': [line for line in nft_rules.table_text(door, set_size).splitlines() if line.strip()]}
+        if self._host_wanted[door.name]:
+            state['host'] = [text for _chain, text in self._host_wanted[door.name]]
         return state
 
-    def apply(self, door, present, live):
+    def _script(self, door, wanted, live):
         script = ''
-        wanted = self.wanted(door, present)
         if live.get('inet') != wanted['inet']:
-            script = nft_rules.apply_script(door, present, self.set_size)
-        wanted_host = [text for _chain, text in self._host_wanted]
-        if [text for _chain, text, _handle in self._host_live] != wanted_host:
+            script = nft_rules.apply_script(door, bool(wanted['inet']), self._option(door)[0])
+        host_live = self._host_live.get(door.name, [])
+        host_wanted = self._host_wanted.get(door.name, [])
+        if [text for _chain, text, _handle in host_live] != [text for _chain, text in host_wanted]:
             script += nft_rules.host_script(
-                [(chain, handle) for chain, _text, handle in self._host_live],
-                [(chain, nft_rules.integration_rule(door)) for chain, _text in self._host_wanted])
-        if not script:
+                [(chain, handle) for chain, _text, handle in host_live],
+                [(chain, nft_rules.integration_rule(door)) for chain, _text in host_wanted])
+        return script
+
+    def apply(self, door, wanted, live):
+        """Take one door from ``live`` to ``wanted`` (a ``wanted()`` result of this backend; a bool
+        ``present`` is accepted as well) in one ``nft -f``."""
+        if isinstance(wanted, bool):
+            wanted = self.wanted(door, wanted)
+        self.apply_many([(door, wanted, live)])
+
+    def apply_many(self, items):
+        """Every door of ``items`` (``(door, wanted, live)``, ``wanted`` from this backend) in ONE
+        ``nft -f`` transaction."""
+        parts = [(door, self._script(door, wanted, live)) for door, wanted, live in items]
+        parts = [(door, script) for door, script in parts if script]
+        if not parts:
             return
-        rc, out, err = self.run([self.nft, '-f', '-'], data=script)
+        rc, out, err = self.run([self.nft, '-f', '-'], data=''.join(script for _door, script in parts))
         if rc != 0:
-            raise BackendError('nft -f rejected the door %s (nothing changed): %s' % (door.name, (err or out).strip()))
+            raise BackendError('nft -f rejected the door%s %s (nothing changed): %s' % (
+                's' if len(parts) > 1 else '', ', '.join(door.name for door, _s in parts), (err or out).strip()))
 
     @staticmethod
     def as_text(state):

@@ -228,3 +228,19 @@ def restore_script(door, family, live_lines, present=True):
             out.append('-X %s' % chain)
     out.append('COMMIT')
     return '\n'.join(out) + '\n'
+
+
+def merge_restore_scripts(scripts):
+    """One ``iptables-restore`` transaction (one ``*filter`` .. ``COMMIT``) from several doors'
+    ``restore_script`` texts, in the order given; empty scripts are left out."""
+    body = []
+    for script in scripts:
+        lines = script.splitlines()
+        if not lines:
+            continue
+        if lines[0] != '*%s' % TABLE or lines[-1] != 'COMMIT':
+            raise ValueError('not a restore script of table %s' % TABLE)
+        body.extend(lines[1:-1])
+    if not body:
+        return ''
+    return '\n'.join(['*%s' % TABLE] + body + ['COMMIT']) + '\n'

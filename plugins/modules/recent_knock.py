@@ -48,8 +48,8 @@ options:
     description:
       - Name of the door, used in the chain, list and table names.
       - Letters, digits and C(_), starting with a letter or digit, at most 20 characters.
+      - Required unless O(doors) is given (mutually exclusive with it).
     type: str
-    required: true
   sequence:
     description:
       - The knock sequence, a secret (never logged).
@@ -58,6 +58,64 @@ options:
       - The same port may appear several times. A protected port cannot be a knock port.
       - Required when O(state=present).
     type: raw
+  doors:
+    description:
+      - All the doors of the host in one call, instead of the single-door parameters (mutually exclusive
+        with O(name)). Each element has the fields of the single-door form.
+      - The doors are grouped by backend and applied in one transaction per address family per backend
+        (one C(iptables-restore --noflush) per family for every iptables door, one C(nft -f) for every
+        nftables door; python-iptables commits per door). Idempotence, check mode and diff are per door
+        as in the single-door form; a door's missing jump is inserted so that new jumps read in list order.
+      - "Door names must be unique, and no door may knock on a port another door of the list protects
+        (P(portknock.knock.door_collisions#filter)): the module fails before anything changes."
+      - O(backend), O(set_size) and O(integrate_input_chain) given at the top level are the defaults of the
+        elements that do not set them.
+    type: list
+    elements: dict
+    suboptions:
+      name:
+        description: Name of the door (as O(name)).
+        type: str
+        required: true
+      sequence:
+        description: The knock sequence (as O(sequence)), a secret. Required when its O(doors[].state=present).
+        type: raw
+      step_timeout:
+        description: Seconds allowed between two knocks.
+        type: int
+        default: 10
+      open_window:
+        description: Seconds the door stays open after the last knock.
+        type: int
+        default: 30
+      port:
+        description: Protected port or list of ports. Required when its O(doors[].state=present).
+        type: raw
+      protocol:
+        description: Protocol of the protected ports.
+        type: str
+        choices: [tcp, udp]
+        default: tcp
+      ip_version:
+        description: Address families the door covers.
+        type: str
+        choices: [ipv4, ipv6, both]
+        default: both
+      backend:
+        description: As O(backend); default the top-level O(backend).
+        type: str
+        choices: [auto, iptables, nftables]
+      set_size:
+        description: As O(set_size); default the top-level O(set_size).
+        type: int
+      integrate_input_chain:
+        description: As O(integrate_input_chain); default the top-level O(integrate_input_chain).
+        type: bool
+      state:
+        description: Whether the door exists.
+        type: str
+        choices: [present, absent]
+        default: present
   step_timeout:
     description: Seconds allowed between two knocks.
     type: int
@@ -130,7 +188,7 @@ options:
     description:
       - "Safe apply, handled by the action plugin: when greater than 0 (and not in check mode), the
         whole firewall is saved and a watchdog armed on the host with M(portknock.knock.firewall_guard)
-        (guard name C(recent_knock-<name>)), the door is applied, the connection is reset so the controller
+        (guard name C(recent_knock-<name>), C(recent_knock) with O(doors)), the door is applied, the connection is reset so the controller
         must open a NEW connection (with the C(portknock.knock.ssh) connection plugin: knock again),
         and the guard is confirmed through it. If the controller cannot get back in within
         O(rollback_timeout) seconds, the task fails saying so and the host restores its previous
@@ -170,8 +228,9 @@ notes:
     needed), with iptables the door whose jump comes first decides.
   - "Never use another door's protected port (or a port the host keeps open, such as ssh or a
     management allowlist) as a knock step: the knock rule drops new connections to it. One module call
-    sees only its own door, so it cannot check this; the recent_knock role and site.yml refuse such
-    doors (filter P(portknock.knock.door_collisions#filter)) before anything changes."
+    with one door sees only that door, so it cannot check this; with O(doors) it checks the list, and the
+    recent_knock role and site.yml refuse such doors (filter P(portknock.knock.door_collisions#filter))
+    before anything changes."
   - The jump to the door is inserted at the top of C(INPUT) when missing; its position is not enforced
     afterwards (several doors each insert their own jump), only that it exists exactly once.
 attributes:
@@ -211,6 +270,18 @@ EXAMPLES = r'''
     ip_version: ipv4
     backend: nftables
 
+- name: All the doors of a host in one transaction per address family
+  portknock.knock.recent_knock:
+    doors:
+      - name: admin
+        sequence: [7313, 4187, 9421]
+        port: 22
+      - name: web
+        sequence: "8243:udp,7311,9127"
+        port: 8443
+      - name: old
+        state: absent
+
 - name: Remove a door everywhere
   portknock.knock.recent_knock:
     name: admin
@@ -220,11 +291,11 @@ EXAMPLES = r'''
 RETURN = r'''
 backend:
   description: The backend that enforces the door (V(iptables) or V(nftables)).
-  returned: always
+  returned: without O(doors)
   type: str
   sample: iptables
 backend_details:
-  description: The tool and variant used.
+  description: The tool and variant used (with O(doors), of each backend used, separated by C(; )).
   returned: always
   type: str
   sample: iptables (iptables v1.8.9 (nf_tables), written with iptables-nft-restore)
@@ -237,26 +308,36 @@ rules:
       door's rules in the host's own input chains (C(<family> <table> <chain>: <rule>)). Empty lists when
       the door is absent."
     - Knock ports are masked by Ansible (no_log of O(sequence)).
-  returned: always
+  returned: without O(doors)
   type: dict
   sample: {"ipv4": ["-A INPUT -j PK-ssh", "-N PK-ssh", "-N PK-ssh-R"], "ipv6": []}
 chains:
   description: The iptables chains the door owns (whether present or not).
-  returned: always
+  returned: without O(doors)
   type: list
   elements: str
   sample: [PK-ssh, PK-ssh-R]
 lists:
   description: The xt_recent lists of the door (C(/proc/net/xt_recent/<list>)), IPv4 then IPv6, step 1 first, open list last.
-  returned: when O(state=present)
+  returned: without O(doors), when O(state=present)
   type: list
   elements: str
   sample: [PK_ssh_1, PK6_ssh_1]
 table:
   description: The nftables table the door owns with the nftables backend.
-  returned: always
+  returned: without O(doors)
   type: str
   sample: inet portknock_ssh
+doors:
+  description:
+    - With O(doors), one element per door, in the order given, with the keys RV(backend), RV(rules),
+      RV(chains), RV(table) and (present doors) RV(lists) as described here, plus C(name).
+    - Without O(doors), the door's values are at the top level.
+  returned: when O(doors) is given
+  type: list
+  elements: dict
+  sample: [{"name": "ssh", "backend": "iptables", "rules": {"ipv4": [], "ipv6": []}, "chains": [PK-ssh, PK-ssh-R],
+            "table": "inet portknock_ssh"}]
 xt_recent_ip_list_tot:
   description: Current C(ip_list_tot) of the xt_recent kernel module (addresses per list), null when unknown.
   returned: always
@@ -265,164 +346,109 @@ xt_recent_ip_list_tot:
 '''
 
 
-import re
-
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.portknock.knock.plugins.module_utils.door import (
-    DEFAULT_OPEN_WINDOW, DEFAULT_STEP_TIMEOUT, Door, make_door, parse_name, sequence_warning)
+    DEFAULT_OPEN_WINDOW, DEFAULT_STEP_TIMEOUT, door_collisions, sequence_warning)
 from ansible_collections.portknock.knock.plugins.module_utils.sequence import KnockValueError
-from ansible_collections.portknock.knock.plugins.module_utils import recent_rules, nft_rules
-from ansible_collections.portknock.knock.plugins.module_utils.iptables_backend import (
-    BackendError, IptablesBackend)
-from ansible_collections.portknock.knock.plugins.module_utils.nftables_backend import NftablesBackend
+from ansible_collections.portknock.knock.plugins.module_utils import nft_rules
+from ansible_collections.portknock.knock.plugins.module_utils.recent_knock_backends import (
+    Converger, Failed, read_ip_list_tot, request_from)
 
-IP_LIST_TOT = '/sys/module/xt_recent/parameters/ip_list_tot'
+DOOR_FIELDS = dict(
+    sequence=dict(type='raw', no_log=True),
+    step_timeout=dict(type='int', default=DEFAULT_STEP_TIMEOUT),
+    open_window=dict(type='int', default=DEFAULT_OPEN_WINDOW),
+    port=dict(type='raw'),
+    protocol=dict(type='str', choices=['tcp', 'udp'], default='tcp'),
+    ip_version=dict(type='str', choices=['ipv4', 'ipv6', 'both'], default='both'),
+    state=dict(type='str', choices=['present', 'absent'], default='present'),
+)
 
 
-def read_ip_list_tot():
+def requests_from(module):
+    """The Requests of this call (one, or one per element of ``doors``); fails on bad input."""
+    p = module.params
     try:
-        with open(IP_LIST_TOT) as handle:
-            return int(handle.read().strip())
-    except (IOError, OSError, ValueError):
-        return None
-
-
-def dports(lines):
-    """The port numbers matched in rule lines (to mask them when the sequence is unknown)."""
-    found = set()
-    for line in lines:
-        found.update(re.findall(r'dport (\d+)', line))
-    return found
-
-
-def changed_parts(backend, door, before):
-    """The parts of the door (families, table) whose live rules differ from ``before``; None if unreadable."""
-    try:
-        now = backend.live(door)
-    except BackendError:
-        return None
-    return sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
-
-
-def changed_note(committed, backend, parts):
-    """What a failed run had changed already (empty when nothing)."""
-    notes = ['the %s rules of the door were changed' % name for name in committed]
-    if backend is not None and parts is None:
-        notes.append('the %s rules could not be read back: treat them as changed' % backend.name)
-    elif parts:
-        notes.append('its %s rules (%s) were changed before this failure' % (backend.name, ', '.join(parts)))
-    return ('; the firewall WAS changed: %s' % '; '.join(notes)) if notes else '; nothing was changed'
-
-
-def door_for_removal(name):
-    """Only the name matters to remove a door."""
-    return Door(name=parse_name(name), sequence=(), step_timeout=1, open_window=1, ports=(),
-                protocol='tcp', ip_version='both', tcpflags=())
+        if p['doors'] is None:
+            if p['state'] == 'present' and (p['sequence'] is None or p['port'] is None):
+                missing = [key for key in ('sequence', 'port') if p[key] is None]
+                module.fail_json(msg='state is present but all of the following are missing: %s' % ', '.join(missing))
+            requests = [request_from(p)]
+        else:
+            if not p['doors']:
+                raise KnockValueError('doors is an empty list: give at least one door')
+            requests = [request_from(item, p['backend'], p['set_size'], p['integrate_input_chain'])
+                        for item in p['doors']]
+            names = [r.door.name for r in requests]
+            twice = sorted(set(name for name in names if names.count(name) > 1))
+            if twice:
+                raise KnockValueError('doors: the door name%s %s appear%s more than once'
+                                      % ('s' if len(twice) > 1 else '', ', '.join(repr(n) for n in twice),
+                                         '' if len(twice) > 1 else 's'))
+        if p['set_size'] is not None and p['set_size'] <= 0:
+            raise KnockValueError('set_size %r must be greater than 0' % p['set_size'])
+    except KnockValueError as exc:
+        module.fail_json(msg=str(exc))
+    for request in requests:
+        # the knock ports are as secret as the sequence they come from
+        module.no_log_values.update(str(step.port) for step in request.door.sequence)
+    present = [r.door for r in requests if r.present]
+    for door in present:
+        if sequence_warning(door):
+            module.warn(sequence_warning(door))   # a port scan opens it (names the door, no port)
+    if p['doors'] is not None:
+        collisions = door_collisions(present)
+        if collisions:
+            module.fail_json(msg='; '.join(collisions) + '; nothing was changed')
+    return requests
 
 
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            name=dict(type='str', required=True),
-            sequence=dict(type='raw', no_log=True),
-            step_timeout=dict(type='int', default=DEFAULT_STEP_TIMEOUT),
-            open_window=dict(type='int', default=DEFAULT_OPEN_WINDOW),
-            port=dict(type='raw'),
-            protocol=dict(type='str', choices=['tcp', 'udp'], default='tcp'),
-            ip_version=dict(type='str', choices=['ipv4', 'ipv6', 'both'], default='both'),
+            name=dict(type='str'),
+            doors=dict(type='list', elements='dict', options=dict(
+                DOOR_FIELDS, name=dict(type='str', required=True),
+                backend=dict(type='str', choices=['auto', 'iptables', 'nftables']),
+                set_size=dict(type='int'), integrate_input_chain=dict(type='bool'))),
             backend=dict(type='str', choices=['auto', 'iptables', 'nftables'], default='auto'),
             set_size=dict(type='int', default=nft_rules.DEFAULT_SET_SIZE),
             integrate_input_chain=dict(type='bool', default=False),
-            state=dict(type='str', choices=['present', 'absent'], default='present'),
             rollback_timeout=dict(type='int', default=0),   # used by the action plugin only
+            **DOOR_FIELDS
         ),
-        required_if=[('state', 'present', ('sequence', 'port'))],
+        required_one_of=[('name', 'doors')],
+        mutually_exclusive=[('name', 'doors')],
         supports_check_mode=True,
     )
-    p = module.params
-    present = p['state'] == 'present'
-    try:
-        if present or (p['sequence'] is not None and p['port'] is not None):
-            door = make_door(p['name'], p['sequence'], p['port'], p['step_timeout'], p['open_window'],
-                             p['protocol'], p['ip_version'])
-            # the knock ports are as secret as the sequence they come from
-            module.no_log_values.update(str(step.port) for step in door.sequence)
-            if present and sequence_warning(door):
-                module.warn(sequence_warning(door))   # a port scan opens it (names the door, no port)
-        else:
-            door = door_for_removal(p['name'])
-        if p['set_size'] is not None and p['set_size'] <= 0:
-            raise KnockValueError('set_size %r must be greater than 0' % p['set_size'])
-    except KnockValueError as exc:
-        module.fail_json(msg=str(exc))
+    requests = requests_from(module)
 
     def run(args, data=None):
         return module.run_command(args, data=data, check_rc=False)
 
-    which = module.get_bin_path
-    backend_name = p['backend']
-    if backend_name == 'auto':
-        backend_name = 'iptables' if which('iptables') else 'nftables'
+    run_ = Converger(requests, run, module.get_bin_path, check_mode=module.check_mode, warn=module.warn,
+                     secret=module.no_log_values)
+    multi = module.params['doors'] is not None
+    result = dict(changed=False, xt_recent_ip_list_tot=read_ip_list_tot())
 
-    def make(name):
-        if name == 'iptables':
-            return IptablesBackend(run, which)
-        return NftablesBackend(run, which, p['set_size'], p['integrate_input_chain'])
-
-    committed = []      # backends whose live rules this run changed
-    result = dict(changed=False, backend=backend_name, rules={}, chains=list(recent_rules.owned_chains(door)),
-                  table='%s %s' % (nft_rules.TABLE_FAMILY, nft_rules.table_name(door)),
-                  xt_recent_ip_list_tot=read_ip_list_tot())
-    if present:
-        result['lists'] = list(recent_rules.list_names(door))
+    def outcome():
+        if multi:
+            result['doors'] = run_.doors
+        else:
+            result.update(run_.doors[0])
+            del result['name']
+        result['backend_details'] = '; '.join(run_.details)
+        return result
     try:
-        backends = [make(backend_name)]
-        if not present:
-            other = 'nftables' if backend_name == 'iptables' else 'iptables'
-            if which('nft' if other == 'nftables' else 'iptables'):
-                backends.append(make(other))
-        result['backend_details'] = backends[0].describe()
-        before_text, after_text = [], []
-        for backend in backends:
-            for warning in backend.warnings:
-                module.warn(warning)
-            live = backend.live(door)
-            if not door.sequence:
-                # removing a door whose sequence was not given: its knock ports are still secret
-                for lines in live.values():
-                    module.no_log_values.update(dports(lines))
-            wanted = backend.wanted(door, present)
-            if backend is backends[0]:
-                result['rules'] = wanted
-            if live == wanted:
-                continue
-            result['changed'] = True
-            before_text.append(backend.as_text(live))
-            after_text.append(backend.as_text(wanted))
-            if not module.check_mode:
-                try:
-                    backend.apply(door, present, live)
-                except BackendError as exc:
-                    # a change that went part of the way is a change: say so (the guard restores it)
-                    parts = changed_parts(backend, door, live)
-                    result['changed'] = bool(committed or parts or parts is None)
-                    module.fail_json(msg=str(exc) + changed_note(committed, backend, parts), **result)
-                now = backend.live(door)
-                if now != live:
-                    committed.append(backend.name)
-                if now != wanted:
-                    result['changed'] = bool(committed)
-                    module.fail_json(msg='the %s door %s was applied but reads back differently; live rules:\n%s%s'
-                                     % (backend.name, door.name, backend.as_text(now),
-                                        changed_note(committed, None, None)), **result)
-        if result['changed'] and module._diff:
-            result['diff'] = dict(before=''.join(before_text), after=''.join(after_text))
-    except BackendError as exc:
-        if not module.check_mode:
-            result['changed'] = bool(committed)
-        module.fail_json(msg=str(exc) + changed_note(committed, None, None), **result)
-    module.exit_json(**result)
+        run_.converge(multi)
+    except Failed as exc:
+        result['changed'] = exc.changed
+        module.fail_json(msg=str(exc), **outcome())
+    result['changed'] = run_.changed
+    if run_.changed and module._diff:
+        result['diff'] = dict(before=''.join(run_.before), after=''.join(run_.after))
+    module.exit_json(**outcome())
 
 
 if __name__ == '__main__':

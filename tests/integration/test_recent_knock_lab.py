@@ -417,6 +417,30 @@ def test_legacy_without_python_iptables_falls_back_to_restore(lab, srv):
         assert srv.module(dict(name='fallback', state='absent'), python=NO_IPTC_PYTHON)['changed']
 
 
+MANY = [dict(name='many%d' % i, sequence=[7413 + 11 * i, 7187 + 7 * i, 7521 + 5 * i], port=3000 + i, open_window=5)
+        for i in range(4)]
+
+
+def test_doors_in_one_call_idempotent_check_and_absent(lab, srv):
+    """The ``doors`` form on a real kernel: one call applies all, a second changes nothing (the
+    live rules read back as the single-door form sees them), check mode predicts, absent removes."""
+    before = srv.firewall_dump()
+    result = srv.module(dict(doors=MANY))
+    assert result['changed'] is True and not result.get('failed'), result
+    assert [door['name'] for door in result['doors']] == [door['name'] for door in MANY]
+    result = srv.module(dict(doors=MANY))
+    assert result['changed'] is False and not result.get('failed'), result
+    assert srv.module(MANY[2])['changed'] is False
+    after = srv.firewall_dump()
+    changed = [MANY[0], dict(MANY[1], open_window=9)] + MANY[2:]
+    result = srv.module(dict(doors=changed), check=True)
+    assert result['changed'] is True and srv.firewall_dump() == after
+    assert '7413' not in json.dumps(result)
+    result = srv.module(dict(doors=[dict(name=door['name'], state='absent') for door in MANY]))
+    assert result['changed'] is True and not result.get('failed'), result
+    assert srv.firewall_dump() == before
+
+
 def test_zz_absent_leaves_no_trace(lab, srv):
     for name in ('seed', 'multi', 'tcp3'):
         result = srv.module(dict(name=name, state='absent'), diff=True)

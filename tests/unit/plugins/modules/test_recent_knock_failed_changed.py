@@ -17,6 +17,7 @@ import pytest
 
 from ansible_collections.portknock.knock.plugins.action import recent_knock as action
 from ansible_collections.portknock.knock.plugins.module_utils.iptables_backend import BackendError
+from ansible_collections.portknock.knock.plugins.module_utils import recent_knock_backends
 from ansible_collections.portknock.knock.plugins.modules import recent_knock
 
 from utils import module_result
@@ -54,14 +55,21 @@ class FakeBackend(object):
                                    % (self.name, door.name, part))
             self.state[part] = ['new %s' % part] if self.readback is None else [self.readback]
 
+    def live_many(self, doors):
+        return dict((door.name, self.live(door)) for door in doors)
+
+    def apply_many(self, items):
+        for door, wanted, live in items:
+            self.apply(door, wanted, live)
+
     @staticmethod
     def as_text(state):
         return '\n'.join('%s: %s' % (k, v) for k, v in sorted(state.items())) + '\n'
 
 
 def run_with(monkeypatch, iptables, nftables=None, **args):
-    monkeypatch.setattr(recent_knock, 'IptablesBackend', lambda run, which: iptables)
-    monkeypatch.setattr(recent_knock, 'NftablesBackend', lambda *a: nftables)
+    monkeypatch.setattr(recent_knock_backends, 'IptablesBackend', lambda run, which: iptables)
+    monkeypatch.setattr(recent_knock_backends, 'NftablesBackend', lambda *a: nftables)
     monkeypatch.setattr(recent_knock.AnsibleModule, 'get_bin_path',
                         lambda self, name, *a, **k: '/usr/sbin/%s' % name if nftables or name != 'nft' else None)
     params = dict(name='seed', sequence=SEQUENCE, port=2022, backend='iptables')
