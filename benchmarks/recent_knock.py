@@ -5,6 +5,7 @@
 """Benchmark (issue 3): portknock.knock.recent_knock on lab hosts, per backend.
 
     source tools/bootstrap.sh && python3 benchmarks/recent_knock.py [N ...]   # default: 1 10 50
+    source tools/bootstrap.sh && python3 benchmarks/recent_knock.py --doors [N ...]   # default: 10 50
 
 One lab (``bench-recent``, 4 hosts): an iptables-nft host, an nftables host, an
 iptables-legacy host (switched with update-alternatives, python3-iptables installed) and a
@@ -13,6 +14,11 @@ client.  For each backend and N: wall time of one ansible-playbook run convergin
 connection (a door on port 2022 with a listener; the client knocks with the collection's
 sender and retries connect() every 0.2 ms; median and p90 of 15).  The lab is always removed.
 Prints numbers; asserts nothing.
+
+``--doors`` (issue 15): module time on the host (the AnsiballZ payload run by the host's
+python3, no ssh), per backend and N, first and idempotent run, of ONE call with the ``doors``
+list next to N single-door calls (the per-door loop), and the issue's targets met/missed:
+10 doors idempotent < 1.5 s, 50 doors < 2 s, first run <= 1.3x the idempotent run.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -83,7 +89,100 @@ def remove_doors(inventory, host, backend, count):
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+# Runs module calls on the host from an exploded AnsiballZ payload (``explode``/``execute``),
+# timing each call; prints the seconds of all calls.
+MODULE_TIMER = r'''
+import json, os, subprocess, sys, time
+payload, calls = sys.argv[1], json.load(sys.stdin)
+args_path = os.path.join(os.path.dirname(payload), 'debug_dir', 'args')
+with open(args_path) as handle:
+    template = json.load(handle)
+total = 0.0
+for call in calls:
+    params = dict(template)
+    internal = dict((k, v) for k, v in template['ANSIBLE_MODULE_ARGS'].items() if k.startswith('_ansible'))
+    params['ANSIBLE_MODULE_ARGS'] = dict(internal, **call)
+    with open(args_path, 'w') as handle:
+        json.dump(params, handle)
+    start = time.monotonic()
+    res = subprocess.run([sys.executable, payload, 'execute'], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    total += time.monotonic() - start
+    if b'"failed": true' in res.stdout or res.returncode:
+        sys.stderr.write(res.stdout.decode()[-800:] + res.stderr.decode()[-800:])
+        sys.exit(1)
+print('%.4f' % total)
+'''
+
+TARGETS = {10: 1.5, 50: 2.0}
+FIRST_RATIO = 1.3
+
+
+def door_list(count, backend):
+    return [dict(name='b%d' % i, sequence=[7000 + 3 * i, 7002 + 3 * i, 7001 + 3 * i], port=10000 + i,
+                 open_window=1, step_timeout=5, backend=backend) for i in range(count)]
+
+
+def payload(inventory, server):
+    """Path of a kept AnsiballZ payload of recent_knock on ``server``, exploded."""
+    server.run('rm -rf /root/.ansible/tmp/ansible-tmp-*', timeout=60)
+    env = dict(os.environ, ANSIBLE_KEEP_REMOTE_FILES='1', ANSIBLE_PIPELINING='False')
+    subprocess.run(['ansible', '-i', inventory, server.name, '-m', 'portknock.knock.recent_knock',
+                    '-a', 'name=probe state=absent'], check=False, env=env,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    path = server.run('ls -t /root/.ansible/tmp/ansible-tmp-*/AnsiballZ_recent_knock.py | head -1',
+                      timeout=60).stdout.strip()
+    server.run('python3 %s explode >/dev/null' % path, check=True, timeout=60)
+    return path
+
+
+def module_time(server, path, calls):
+    script = '/tmp/pk_module_timer.py'
+    server.run('cat > %s' % script, stdin=MODULE_TIMER, check=True, timeout=60)
+    res = server.run('python3 %s %s' % (script, path), stdin=json.dumps(calls), timeout=900)
+    try:
+        return float(res.stdout.split()[-1])
+    except (IndexError, ValueError):
+        print(res.stdout[-1500:])
+        return float('nan')
+
+
+def doors_mode(counts):
+    load = os.getloadavg()
+    print('load average before: %.2f %.2f %.2f (%d CPUs)' % (load + (os.cpu_count(),)), flush=True)
+    with lab('bench-recent', 3) as hosts:
+        inventory = os.path.join(STATE, 'labs', 'bench-recent', 'inventory.yml')
+        legacy = hosts[2]
+        legacy.run('apt-get -qq update && apt-get -qq install -y python3-iptables >/dev/null && '
+                   'update-alternatives --set iptables /usr/sbin/iptables-legacy && '
+                   'update-alternatives --set ip6tables /usr/sbin/ip6tables-legacy', check=False, timeout=300)
+        for (label, backend), server in zip(BACKENDS, hosts):
+            path = payload(inventory, server)
+            for count in counts:
+                doors = door_list(count, backend)
+                gone = [dict(name=d['name'], state='absent', backend=backend) for d in doors]
+                loop_first = module_time(server, path, doors)
+                loop_again = module_time(server, path, doors)
+                module_time(server, path, [dict(doors=gone)])
+                first = module_time(server, path, [dict(doors=doors)])
+                again = module_time(server, path, [dict(doors=doors)])
+                module_time(server, path, [dict(doors=gone)])
+                target = TARGETS.get(count)
+                verdict = []
+                if target is not None:
+                    verdict.append('idempotent < %.1f s %s' % (target, 'met' if again < target else 'MISSED'))
+                verdict.append('first <= %.1fx idempotent %s (%.2fx)' % (
+                    FIRST_RATIO, 'met' if first <= FIRST_RATIO * again else 'MISSED', first / again if again else 0))
+                print('%-16s %3d doors: loop first %6.2f s idempotent %6.2f s | doors first %6.2f s '
+                      'idempotent %6.2f s | %s' % (label, count, loop_first, loop_again, first, again,
+                                                    '; '.join(verdict)), flush=True)
+    load = os.getloadavg()
+    print('load average after: %.2f %.2f %.2f' % load, flush=True)
+
+
 def main():
+    if sys.argv[1:2] == ['--doors']:
+        doors_mode([int(a) for a in sys.argv[2:]] or [10, 50])
+        return
     counts = [int(a) for a in sys.argv[1:]] or [1, 10, 50]
     signal.signal(signal.SIGTERM, lambda *a: sys.exit(1))
     with lab('bench-recent', 4) as hosts:
