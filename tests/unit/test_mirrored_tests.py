@@ -76,4 +76,3 @@ def test_the_walk_finds_files_and_skips_text_only_fragments():
 def test_every_file_with_logic_has_its_mirrored_test():
     missing = [path + ' -> ' + mirrored_test(path) for path in untested() if path not in NOT_YET]
     assert not missing, 'no mirrored unit test:\n  ' + '\n  '.join(missing)
-

@@ -10,7 +10,7 @@ from ansible_collections.portknock.knock.plugins.module_utils.sequence import Kn
 
 
 @pytest.mark.parametrize('value, expected', [
-    (None, socket.AF_UNSPEC), ('any', socket.AF_UNSPEC), (0, socket.AF_UNSPEC),
+    (None, socket.AF_UNSPEC), ('any', socket.AF_UNSPEC), ('both', socket.AF_UNSPEC), (0, socket.AF_UNSPEC),
     (4, socket.AF_INET), ('4', socket.AF_INET), ('IPv4', socket.AF_INET), (socket.AF_INET, socket.AF_INET),
     (6, socket.AF_INET6), ('ipv6', socket.AF_INET6), (socket.AF_INET6, socket.AF_INET6),
 ])
