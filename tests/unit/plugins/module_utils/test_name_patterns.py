@@ -7,6 +7,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import pytest
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.portknock.knock.plugins.module_utils import door, firewall_snapshot, knockd_file
 from ansible_collections.portknock.knock.plugins.module_utils.knockd_daemon import kernel_door
@@ -41,8 +42,10 @@ def test_kernel_door_names(tail):
 @pytest.mark.parametrize('tail', TAILS)
 def test_file_mode(tail):
     class Module:
+        _symbolic_mode_to_octal = staticmethod(AnsibleModule._symbolic_mode_to_octal)
+
         def fail_json(self, msg, **kwargs):
             raise KnockValueError(msg)
-    knockd_file._check_mode_value(Module(), '0600')
+    assert knockd_file._final_mode(Module(), '0600', 0o644) == 0o600
     with pytest.raises(KnockValueError):
-        knockd_file._check_mode_value(Module(), '0600' + tail)
+        knockd_file._final_mode(Module(), '0600' + tail, 0o644)
