@@ -41,7 +41,8 @@ description:
     written to C(/var/lib/portknock/guard/<name>.last-restore.json): what was restored, what could
     not be (C(failed)), and, when incomplete, where the snapshot is kept (C(kept))."
   - Confirm and restore race safely; whichever renames the snapshot directory first acts.
-  - "Typical use, by hand or by an action plugin (C(portknock.knock.recent_knock) with
+  - "Typical use, by hand, through the role C(portknock.knock.guard) (C(tasks_from=arm), the change,
+    C(tasks_from=confirm); site.yml does so) or by an action plugin (C(portknock.knock.recent_knock) with
     C(rollback_timeout) does exactly this): arm, change the firewall, C(meta: reset_connection) so
     the next task needs a NEW connection (with the C(portknock.knock.ssh) connection plugin, a new
     knock), confirm. If the controller cannot get back in, it cannot confirm and the host rolls
@@ -66,7 +67,8 @@ options:
   timeout:
     description:
       - With O(state=armed), seconds after which the watchdog restores the snapshot.
-      - Leave room for the controller to reconnect (ssh C(ConnectTimeout), a knock) and confirm.
+      - Leave room for the controller to reconnect (ssh C(ConnectTimeout), a knock) and confirm;
+        it has RV(confirm_within) seconds.
     type: int
     default: 60
   paths:
@@ -182,6 +184,14 @@ deadline:
   description: Epoch time at which the watchdog restores the snapshot.
   returned: when O(state=armed) and not in check mode
   type: float
+confirm_within:
+  description:
+    - Seconds from the arm within which the controller should have confirmed (O(timeout) less the guard's
+      margin of 3 s, at least 1). The role C(portknock.knock.guard) and the C(portknock.knock.recent_knock)
+      action plugin try to reconnect and confirm for that long.
+  returned: when O(state=armed)
+  type: int
+  sample: 57
 restored:
   description: What was restored.
   returned: when O(state=restored) and something was restored
@@ -354,6 +364,11 @@ def not_armed_message(name, directory, token):
             'and armed again since)' % name)
 
 
+def confirm_within(timeout):
+    """Seconds the controller has to reconnect and confirm an arm of ``timeout`` seconds."""
+    return max(timeout - fs.CONFIRM_MARGIN, 1)
+
+
 def arm(module, p, root, directory, result):
     kind = p['watchdog']
     if kind == 'auto':
@@ -377,7 +392,7 @@ def arm(module, p, root, directory, result):
             module.fail_json(msg='%s. This arm of guard %s is refused: every guard snapshots the whole firewall, so '
                              'two at once would undo each other\'s changes; wait until it is confirmed or restored'
                              % (describe_arm(*others[0]), p['name']), **result)
-    result.update(changed=True, kept_snapshot=exists)
+    result.update(changed=True, kept_snapshot=exists, confirm_within=confirm_within(p['timeout']))
     if module.check_mode:
         module.exit_json(**result)
     new = None
@@ -507,7 +522,7 @@ def main():
         argument_spec=dict(
             name=dict(type='str', default='default'),
             state=dict(type='str', choices=['armed', 'confirmed', 'restored'], default='armed'),
-            timeout=dict(type='int', default=60),
+            timeout=dict(type='int', default=fs.ROLLBACK_TIMEOUT),
             paths=dict(type='list', elements='path', default=[]),
             services=dict(type='list', elements='str', default=[]),
             watchdog=dict(type='str', choices=['auto', 'systemd', 'process'], default='auto'),

@@ -31,11 +31,12 @@ import time
 from ansible.errors import AnsibleConnectionFailure
 from ansible.utils.display import Display
 
+from ansible_collections.portknock.knock.plugins.module_utils.firewall_snapshot import AFTER_DEADLINE, CONFIRM_MARGIN
+
 display = Display()
 
 GUARD_MODULE = 'portknock.knock.firewall_guard'
-MARGIN = 3          # stop trying to confirm this many seconds before the watchdog fires
-AFTER_DEADLINE = 8  # then wait this long past the deadline and look whether the host rolled back
+MARGIN = CONFIRM_MARGIN     # the guard's one set of margins (firewall_snapshot.py), also the role guard's
 
 
 def _guard(action, task_vars, **args):
