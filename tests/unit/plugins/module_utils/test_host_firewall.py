@@ -237,7 +237,6 @@ def test_saved_nft_tables_have_no_addresses_and_only_portknock_tables(tmp_path):
     assert ['-t', 'list', 'table', 'inet', 'portknock_web'] in [args[1:] for args, _data in host.calls]
 
 
-
 def test_counted_packets_do_not_change_the_saved_nft_tables(tmp_path):
     """The door tables count knocks (door_info): a save after some packets changes nothing."""
     host = FakeHost()
@@ -249,6 +248,7 @@ def test_counted_packets_do_not_change_the_saved_nft_tables(tmp_path):
     assert 'counter packets 5' in host.nft.tables['inet portknock_web']
     assert host.firewall(tmp_path).save()['nft'] == 'unchanged'
     assert 'packets' not in firewall.saved('nft')
+
 
 def test_policy_is_saved_only_with_a_baseline(tmp_path):
     host = FakeHost()
