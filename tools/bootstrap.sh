@@ -23,7 +23,10 @@ if [ -n "$missing" ]; then
   echo "bootstrap: apt-get install $(echo $missing)"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq --no-install-recommends $missing >/dev/null
+  # prometheus is here for promtool only: no package may start a server on this machine
+  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod 0755 /usr/sbin/policy-rc.d
+  apt-get install -y -qq --no-install-recommends $missing >/dev/null || { rm -f /usr/sbin/policy-rc.d; exit 1; }
+  rm -f /usr/sbin/policy-rc.d
 fi
 
 PY=${PKLAB_PYTHON:-python3}
