@@ -228,7 +228,7 @@ def test_rollback_through_the_knocking_connection_plugin():
 
 def test_zz_doors_come_back_after_a_restart():
     rules = {0: 'iptables-save -t filter | grep PK- ; ip6tables-save -t filter | grep PK-',
-             1: 'nft -t list table inet portknock_seed; nft -t list table inet portknock_baseline',
+             1: 'nft -s -t list table inet portknock_seed; nft -s -t list table inet portknock_baseline',
              2: 'iptables-save -t filter | grep PK- ; ip6tables-save -t filter | grep PK-'}
     before = dict((i, th(i).check_output(rules[i])) for i in range(3))
     restarts = [subprocess.Popen([LAB_PODMAN, 'restart', HOSTS[i]['container']], stdout=subprocess.DEVNULL)
