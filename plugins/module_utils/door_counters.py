@@ -44,6 +44,7 @@ from . import nft_rules
 from . import recent_rules
 from .door import CHAIN_PREFIX
 from .firewall_snapshot import default_run, which
+from .host_firewall import write_atomic
 from .knockd_daemon.actions import read_state_file
 from .knockd_conf import KnockdConfError, parse as parse_knockd_conf, secret_ports, semantic
 from .sequence import KnockValueError
@@ -728,24 +729,8 @@ def render_metrics(report, now=None):
 
 
 def write_metrics(path, text):
-    """Write ``text`` to ``path`` atomically (temporary file in the same directory, rename), mode 0644."""
-    directory = os.path.dirname(os.path.abspath(path))
-    tmp = os.path.join(directory, '.%s.%d.tmp' % (os.path.basename(path), os.getpid()))
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        os.fchmod(fd, 0o644)
-        with os.fdopen(fd, 'w') as handle:
-            fd = None
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.rename(tmp, path)
-    except BaseException:
-        if fd is not None:
-            os.close(fd)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Write ``text`` to ``path`` atomically (the host applier's write: temporary file, fsync, rename), mode 0644."""
+    write_atomic(path, text, mode=0o644)
 
 
 USAGE = ('usage: portknock-metrics [--out FILE] [--json] [--enforcer NAME ...] [--knockd-conf PATH] '

@@ -71,8 +71,8 @@ def _masked(text, data):
     return re.sub(r'\d+', lambda m: '#' if m.group(0) in numbers else m.group(0), ' '.join((text or '').split()))[:400]
 
 
-def write_atomic(path, text):
-    """Write ``text`` to ``path`` if it differs: 0600 from creation, fsynced, renamed, directory fsynced."""
+def write_atomic(path, text, mode=0o600):
+    """Write ``text`` to ``path`` if it differs: ``mode`` (0600) from creation, fsynced, renamed, directory fsynced."""
     try:
         with open(path) as handle:
             if handle.read() == text:
@@ -81,9 +81,9 @@ def write_atomic(path, text):
         pass
     directory = os.path.dirname(os.path.abspath(path))
     tmp = os.path.join(directory, '.%s.%d.tmp' % (os.path.basename(path), os.getpid()))
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
-        os.fchmod(fd, 0o600)     # the umask can only take bits away; make it exactly 0600
+        os.fchmod(fd, mode)      # the umask can only take bits away; make it exactly the mode
         with os.fdopen(fd, 'w') as handle:
             fd = None
             handle.write(text)
