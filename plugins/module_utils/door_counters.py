@@ -1,6 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: portknock.knock contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# PRIVATE to the collection portknock.knock: not a public API, may change without notice
 """What happens at a host's doors: knocks per step, opens, open sources, refusals (read-only).
 
 Used by the module ``portknock.knock.door_info`` (in AnsiballZ) and by the host-side command

@@ -1,6 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: portknock.knock contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# PRIVATE to the collection portknock.knock: not a public API, may change without notice
 """Read and apply a door's iptables rules on a host (the ``iptables`` backend).
 
 The rules come from recent_rules.  Which iptables is written is decided by the

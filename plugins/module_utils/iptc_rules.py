@@ -1,6 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: portknock.knock contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# PRIVATE to the collection portknock.knock: not a public API, may change without notice
 """Write a door's iptables lines to the LEGACY x_tables with python-iptables.
 
 python-iptables (Debian ``python3-iptables``, ``import iptc``) binds libiptc, which

@@ -1,6 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: portknock.knock contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# PRIVATE to the collection portknock.knock: not a public API, may change without notice
 """What the recent_knock module does with its doors, behind ``select_backend`` (community.crypto style).
 
 ``select_backend(name, run, which, ...)`` resolves ``auto`` and builds the backend;

@@ -1,6 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: portknock.knock contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# PRIVATE to the collection portknock.knock: not a public API, may change without notice
 """A door as iptables ``-m recent`` rules (pure: Door in, text out).
 
 What a door owns, per address family (``iptables`` / ``ip6tables``, table ``filter``):
