@@ -16,6 +16,16 @@
   means the same to ``/bin/sh`` and to execve: it is executed directly,
   sparing the shell's start (about half of a door's opening time); if that
   exec fails the shell runs it, so errors and exit codes stay the shell's.
+- A command that is exactly an iptables/ip6tables rule append, insert or
+  delete of the form ``-A|-I|-D CHAIN -s ADDRESS [-p tcp|udp [--dport N]]
+  -j TARGET`` (see ``iptables_rule``) is applied without starting iptables:
+  its rule line, verbatim, goes to a long-lived ``iptables-restore --noflush``
+  of the same iptables variant (the program's own xtables multi binary), which
+  parses it with iptables' own parser, so the rule is the one the command would
+  make.  Anything else, and any failure of that worker, runs the command as
+  before; when the worker dies without saying which line failed, ``-C``
+  decides whether the rule was applied before the command is run, so a start
+  command is never applied twice and a stop command never lost.
 - A door with a stop command (or a kernel door) is tracked while open: a
   re-knock extends it (no second start command); the stop command runs
   Cmd_Timeout seconds after the LAST successful knock.  A door without a stop
@@ -48,6 +58,8 @@ import itertools
 import json
 import os
 import re
+import select
+import shutil
 import subprocess
 import tempfile
 import time
@@ -74,6 +86,348 @@ def direct_argv(command):
     if _PLAIN_COMMAND.match(command):
         return command.split()
     return None
+
+
+# -- the iptables fast path -------------------------------------------------------------
+IPTABLES_PROGRAMS = {'iptables': 4, 'iptables-nft': 4, 'iptables-legacy': 4,
+                     'ip6tables': 6, 'ip6tables-nft': 6, 'ip6tables-legacy': 6}
+XTABLES_MULTI = ('xtables-nft-multi', 'xtables-legacy-multi')
+_CHAIN_NAME = re.compile(r'\A[A-Za-z0-9_][A-Za-z0-9_.+-]{0,27}\Z')
+_PORT = re.compile(r'\A[1-9][0-9]{0,4}\Z')
+_RULE_OPS = {'-A': 'add', '--append': 'add', '-I': 'add', '--insert': 'add', '-D': 'delete', '--delete': 'delete'}
+_ACK = re.compile(br'^# pk-ack ([0-9]+)$')
+_FAILED_LINE = re.compile(br'line ([0-9]+) failed')
+
+IptablesRule = collections.namedtuple('IptablesRule', ['program', 'multi', 'family', 'op', 'chain', 'spec'])
+
+
+def _program_path(word, which=shutil.which):
+    return word if word.startswith('/') else which(word)
+
+
+def iptables_rule(command, which=shutil.which, realpath=os.path.realpath):
+    """The rule of ``command`` when it is exactly ``iptables|ip6tables -A|-I|-D CHAIN -s ADDRESS
+    [-p tcp|udp [--dport N]] -j TARGET`` run by an xtables multi binary, else None.
+
+    The grammar is strict: nothing else (no other option, table, rule number,
+    match, target option or shell syntax) and the address of the program's
+    family.  ``spec`` is the words after CHAIN, verbatim.
+    """
+    if '\n' in command or '\r' in command:
+        return None
+    words = command.split()
+    if len(words) < 7 or re.search(r'[^A-Za-z0-9_./:%=,@+ \t-]', command):
+        return None
+    base = os.path.basename(words[0])
+    family = IPTABLES_PROGRAMS.get(base)
+    if family is None or (words[0] != base and not words[0].startswith('/')):
+        return None
+    op = _RULE_OPS.get(words[1])
+    if op is None or not _CHAIN_NAME.match(words[2]):
+        return None
+    spec = words[3:]
+    rest = list(spec)
+    if rest[0] not in ('-s', '--source'):
+        return None
+    try:
+        network = ipaddress.ip_network(rest[1], strict=True)
+    except ValueError:
+        return None
+    if network.version != family:
+        return None
+    rest = rest[2:]
+    if rest[:1] == ['-p']:
+        if len(rest) < 2 or rest[1] not in ('tcp', 'udp'):
+            return None
+        rest = rest[2:]
+        if rest[:1] and rest[0] in ('--dport', '--destination-port'):
+            if len(rest) < 2 or not _PORT.match(rest[1]) or int(rest[1]) > 65535:
+                return None
+            rest = rest[2:]
+    if len(rest) != 2 or rest[0] not in ('-j', '--jump') or not _CHAIN_NAME.match(rest[1]):
+        return None
+    path = _program_path(words[0], which)
+    if not path:
+        return None
+    multi = realpath(path)
+    if os.path.basename(multi) not in XTABLES_MULTI:
+        return None
+    return IptablesRule(path, multi, family, op, words[2], tuple(spec))
+
+
+class RestoreWorker:
+    """One long-lived ``<xtables multi> iptables-restore --noflush -v -w``: rule lines in, acks out.
+
+    Each operation is ``*filter``, the rule line, ``COMMIT`` and a comment
+    that the restore echoes (``-v``) once the COMMIT went through, in order.
+    At the first failing line the restore exits, naming the line: that
+    operation failed and the ones after it were not read.
+    """
+
+    LINES = 4
+
+    def __init__(self, argv, popen=subprocess.Popen):
+        self.argv = argv
+        self.process = popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             close_fds=True, bufsize=0)
+        for stream in (self.process.stdin, self.process.stdout, self.process.stderr):
+            os.set_blocking(stream.fileno(), False)
+        self.lines = 0
+        self.sequence = 0
+        self.pending = collections.OrderedDict()   # ack number -> op (FastOp)
+        self.stdout = b''
+        self.stderr = b''
+        self.dead = False
+
+    def alive(self):
+        return not self.dead and self.process.poll() is None
+
+    def send(self, op, rule_line):
+        """Queue ``op``; False when the worker cannot take it (then nothing was sent)."""
+        self.sequence += 1
+        number = self.sequence
+        data = ('*filter\n%s\nCOMMIT\n# pk-ack %d\n' % (rule_line, number)).encode('ascii')
+        try:
+            written = self.process.stdin.write(data)   # < PIPE_BUF: all or nothing
+        except (BlockingIOError, InterruptedError):
+            return False
+        except (IOError, OSError, ValueError):
+            self._die()
+            return False
+        if written is None:
+            return False                                # the pipe is full: the command runs instead
+        if written != len(data):
+            self._die()
+            return False
+        op.first_line = self.lines + 1
+        self.lines += self.LINES
+        self.pending[number] = op
+        return True
+
+    def _read(self, stream):
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(stream.fileno(), 65536)
+            except (BlockingIOError, InterruptedError):
+                return b''.join(chunks), False
+            except OSError:
+                return b''.join(chunks), True
+            if not chunk:
+                return b''.join(chunks), True
+            chunks.append(chunk)
+
+    def pump(self):
+        """Read what the worker said: acks end their ops; at its end the others fail."""
+        if self.dead:
+            return
+        data, eof = self._read(self.process.stdout)
+        err, _eof = self._read(self.process.stderr)
+        self.stderr = (self.stderr + err)[-4096:]
+        self.stdout += data
+        *lines, self.stdout = self.stdout.split(b'\n')
+        for line in lines:
+            match = _ACK.match(line)
+            if match:
+                op = self.pending.pop(int(match.group(1)), None)
+                if op is not None:
+                    op.applied()
+        if eof:
+            self._die()
+
+    def fileno(self):
+        return self.process.stdout.fileno()
+
+    def _die(self):
+        if self.dead:
+            return
+        self.dead = True
+        try:
+            self.process.stdin.close()
+        except (IOError, OSError, ValueError):
+            pass
+        try:
+            self.process.wait(timeout=1.0)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        err, _eof = self._read(self.process.stderr)
+        self.stderr = (self.stderr + err)[-4096:]
+        match = _FAILED_LINE.search(self.stderr)
+        failed = int(match.group(1)) if match else None
+        first = True
+        for op in self.pending.values():
+            if failed is not None:
+                definite = True       # the named line failed, nothing after it was read
+            else:
+                definite = not first  # died unsaid: only the first op not acked may have been applied
+            first = False
+            op.not_applied(definite)
+        self.pending.clear()
+
+    def close(self):
+        if not self.dead:
+            try:
+                self.process.stdin.close()
+            except (IOError, OSError, ValueError):
+                pass
+            deadline = time.monotonic() + 2.0
+            while self.pending and time.monotonic() < deadline and not self.dead:
+                select.select([self.fileno()], [], [], 0.05)
+                self.pump()
+            self._die()
+
+
+class FastOp:
+    """A command applied by a RestoreWorker, seen by CommandRunner as a process (poll, wait, returncode).
+
+    Not applied for sure: the command runs (``spawn``).  Maybe applied (the
+    worker died without naming the failing line): ``iptables -C`` first: an
+    add already there, or a delete whose rule is gone, is done; otherwise the
+    command runs.
+    """
+
+    def __init__(self, fast, rule, command, spawn):
+        self.fast = fast
+        self.rule = rule
+        self.command = command
+        self.spawn = spawn
+        self.returncode = None
+        self.child = None
+        self.child_kind = None       # 'check' or 'command'
+        self.first_line = None
+
+    def applied(self):
+        self.returncode = 0
+
+    def not_applied(self, definite):
+        if definite:
+            self._run_command()
+        else:
+            argv = [self.rule.program, '-C', self.rule.chain] + list(self.rule.spec)
+            try:
+                self.child = subprocess.Popen(argv, close_fds=True, stdout=subprocess.DEVNULL,
+                                              stderr=subprocess.DEVNULL)
+                self.child_kind = 'check'
+            except OSError:
+                self._run_command()
+
+    def _run_command(self):
+        self.child_kind = 'command'
+        self.child = self.spawn(self.command)
+        if self.child is None:
+            self.returncode = 1      # fork failed: reported as such by the runner's log
+            self.fast.log.error('error: command fork failed!')
+
+    def _child_done(self, code):
+        if self.child_kind == 'command':
+            self.returncode = code
+            return
+        present = code == 0
+        if present == (self.rule.op == 'add'):
+            self.returncode = 0
+        else:
+            self._run_command()
+
+    def poll(self):
+        if self.returncode is None and self.child is None:
+            self.fast.pump()
+        if self.returncode is None and self.child is not None:
+            code = self.child.poll()
+            if code is not None:
+                self.child = None
+                self._child_done(code)
+        return self.returncode
+
+    def wait(self, timeout=None):
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.poll() is None:
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                raise subprocess.TimeoutExpired(self.command, timeout)
+            if self.child is not None:
+                try:
+                    code = self.child.wait(timeout=left)
+                except subprocess.TimeoutExpired:
+                    raise subprocess.TimeoutExpired(self.command, timeout)
+                self.child = None
+                self._child_done(code)
+            else:
+                self.fast.wait(min(0.05, left) if left is not None else 0.05)
+        return self.returncode
+
+
+class IptablesFastPath:
+    """The restore workers (one per xtables multi binary and family), started on first use."""
+
+    def __init__(self, log, popen=subprocess.Popen, rule_of=iptables_rule):
+        self.log = log
+        self.popen = popen
+        self.rule_of = rule_of
+        self.workers = {}
+
+    def worker(self, rule):
+        key = (rule.multi, rule.family)
+        worker = self.workers.get(key)
+        if worker is not None and not worker.alive():
+            worker.pump()
+            if worker.pending:
+                return None     # its ops are being settled; the command runs meanwhile
+            worker = None
+        if worker is None:
+            name = 'iptables-restore' if rule.family == 4 else 'ip6tables-restore'
+            try:
+                worker = RestoreWorker([rule.multi, name, '--noflush', '-v', '-w'], popen=self.popen)
+            except (IOError, OSError, ValueError) as error:
+                self.log.error('error: cannot start %s %s: %s' % (rule.multi, name, error))
+                self.workers.pop(key, None)
+                return None
+            self.workers[key] = worker
+        return worker
+
+    def prepare(self, template):
+        """Start the worker the command ``template`` (with %IP%) would use, so the first knock does not wait."""
+        words = template.split()
+        family = IPTABLES_PROGRAMS.get(os.path.basename(words[0])) if words else None
+        if family is None:
+            return
+        rule = self.rule_of(template.replace(IP_TOKEN, '127.0.0.1' if family == 4 else '::1'))
+        if rule is not None:
+            self.worker(rule)
+
+    def submit(self, command, spawn):
+        """A FastOp for ``command`` sent to its worker, or None (run the command)."""
+        rule = self.rule_of(command)
+        if rule is None:
+            return None
+        worker = self.worker(rule)
+        if worker is None:
+            return None
+        op = FastOp(self, rule, command, spawn)
+        if not worker.send(op, ' '.join((rule_op_word(command), rule.chain) + rule.spec)):
+            return None
+        return op
+
+    def pump(self):
+        for worker in list(self.workers.values()):
+            worker.pump()
+
+    def wait(self, timeout):
+        fds = [w.fileno() for w in self.workers.values() if not w.dead]
+        if fds:
+            select.select(fds, [], [], timeout)
+        else:
+            time.sleep(timeout)
+        self.pump()
+
+    def close(self):
+        for worker in list(self.workers.values()):
+            worker.close()
+        self.workers.clear()
+
+
+def rule_op_word(command):
+    return command.split()[1]
 
 
 def substitute(command, address):
@@ -103,9 +457,13 @@ class CommandRunner:
     status, negative for a signal, None when it could not be started.
     """
 
-    def __init__(self, log, popen=subprocess.Popen, max_running=DEFAULT_MAX_COMMANDS):
+    def __init__(self, log, popen=subprocess.Popen, max_running=DEFAULT_MAX_COMMANDS, fast_path=True):
         self.log = log
         self.popen = popen
+        if fast_path is True:   # the iptables fast path, unless processes are faked (tests)
+            fast_path = IptablesFastPath(log) if popen is subprocess.Popen else None
+        self.fast = fast_path or None
+        self._fast_popen = popen     # a popen swapped in later (tests) turns the fast path off
         self.max_running = max(1, int(max_running))
         self.running = {}                      # key -> (Popen, name, on_done)
         self.queues = collections.defaultdict(collections.deque)
@@ -131,25 +489,45 @@ class CommandRunner:
             name, command, on_done = queue.popleft()
             self.log.both('%s: running command: %s' % (name, command))
             process = None
-            argv = direct_argv(command)
-            if argv is not None:
-                try:
-                    process = self.popen(argv, close_fds=True)
-                except OSError:
-                    process = None   # not executable as such: the shell says why
+            if self.fast is not None and self.popen is self._fast_popen:
+                process = self.fast.submit(command, self.spawn)
             if process is None:
-                try:
-                    process = self.popen([SHELL, '-c', command], close_fds=True)
-                except OSError:
-                    self.log.error('error: command fork failed!')
-                    if on_done is not None:
-                        on_done(None)
-                    continue
+                process = self.spawn(command)
+            if process is None:
+                self.log.error('error: command fork failed!')
+                if on_done is not None:
+                    on_done(None)
+                continue
             self.running[key] = (process, name, on_done)
             if not queue:
                 self.queues.pop(key, None)
             return
         self.queues.pop(key, None)
+
+    def spawn(self, command):
+        """A process running ``command`` (directly when it is plain words, else /bin/sh -c), None if fork failed."""
+        argv = direct_argv(command)
+        if argv is not None:
+            try:
+                return self.popen(argv, close_fds=True)
+            except OSError:
+                pass   # not executable as such: the shell says why
+        try:
+            return self.popen([SHELL, '-c', command], close_fds=True)
+        except OSError:
+            return None
+
+    def prepare(self, commands):
+        """Start what the commands (templates with %IP%) will need (the iptables workers)."""
+        if self.fast is not None:
+            for command in commands:
+                if command:
+                    self.fast.prepare(command)
+
+    def close(self):
+        """Stop the iptables workers (after ``wait_all``)."""
+        if self.fast is not None:
+            self.fast.close()
 
     def _finished(self, key, process, name, on_done):
         del self.running[key]
@@ -516,6 +894,9 @@ class DoorKeeper:
             if closing.next_try is not None:        # waiting for a retry: try once more now
                 self._run_stop(closing.door, closing.retries + 1)
         self.runner.wait_all(timeout)
+        close = getattr(self.runner, 'close', None)
+        if close is not None:
+            close()
         for ident in list(self.closing):            # still running after the wait: the next start closes them
             self.given_up[ident] = self.closing.pop(ident).door
         self.flush()

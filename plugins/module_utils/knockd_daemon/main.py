@@ -169,6 +169,10 @@ class Daemon:
         self.config = config
         self.tracker = tracker
         self.counters.set_doors(config.stanzas)
+        prepare = getattr(getattr(self.keeper, 'runner', None), 'prepare', None)   # iptables workers: before a knock
+        if prepare is not None:
+            prepare([getattr(stanza, attr, None) for stanza in config.stanzas for attr in
+                     ('start_command', 'stop_command', 'start_command_6', 'stop_command_6')])
         self.update_watched()
         self.handle(tracker.events_at_start)
 
