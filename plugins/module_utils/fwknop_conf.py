@@ -435,3 +435,198 @@ def secret_values(text):
     except FwknopConfError:
         return []
     return [line.value for line in lines if line.key in SECRET_KEYS and line.value]
+
+
+# ---------------------------------------------------------------------------------------------
+# round trip: edit one key / one stanza, keep everything else byte for byte
+
+def _check_new_value(key, value, path=None):
+    """A value the editor may write for ``key``: text, one line, no ';' (fwknopd ends values there)."""
+    shown = '(value hidden)' if key in SECRET_KEYS else show(value)
+    if not isinstance(value, str) or not value.strip() or value != value.strip(' \t'):
+        raise FwknopConfError('%s %s must be non-empty text without leading or trailing blanks'
+                              % (key, shown), path)
+    if ';' in value or '#' == value[0] or _CONTROL_RE.search(value) or '\n' in value or '\r' in value:
+        raise FwknopConfError('%s %s cannot hold ";", a newline or a control character, nor begin with "#"'
+                              % (key, shown), path)
+    return value
+
+
+class _Conf(object):
+    KEYS = frozenset()
+    WHAT = ''
+
+    def __init__(self, text='', path=None):
+        self.path = path
+        self.lines = _split(text, path)
+
+    def render(self):
+        return ''.join(line.text for line in self.lines)
+
+    def _reload(self):
+        self.lines = _split(self.render(), self.path)
+
+    def _newline(self):
+        for line in self.lines:
+            if line.text.endswith('\r\n'):
+                return '\r\n'
+        return '\n'
+
+    def _terminate(self):
+        if self.lines and not self.lines[-1].text.endswith('\n'):
+            self.lines[-1] = _Line(self.lines[-1].text + '\n', self.lines[-1].lineno)
+
+    def _key(self, key):
+        if key not in self.KEYS:
+            raise FwknopConfError('unknown key %s (not a fwknopd 2.6.10 %s key)' % (show(key), self.WHAT), self.path)
+
+    @staticmethod
+    def _render(key, value, newline, width=20, suffix=''):
+        return '%s%s%s%s' % (key.ljust(max(width - 1, len(key)) + 1), value, suffix, newline)
+
+
+class FwknopdConf(_Conf):
+    """fwknopd.conf, round trip: ``get_options()``, ``set_option(key, value)``, ``remove_option(key)``."""
+    KEYS = FWKNOPD_KEYS
+    WHAT = 'fwknopd.conf'
+
+    def get_options(self):
+        return collections.OrderedDict((line.key, line.value) for line in self.lines if line.key)
+
+    def set_option(self, key, value):
+        """Set ``key`` to ``value`` (text); returns True when the text changed.  A new key goes
+        under its commented-out example (``#KEY  value;``) when the file has one, else at the end."""
+        self._key(key)
+        _check_new_value(key, value, self.path)
+        for index, line in enumerate(self.lines):
+            if line.key == key:
+                if line.parts is None or line.value == value:
+                    return False if line.parts is not None else self._fail(line)
+                self.lines[index] = _Line(line.with_value(value), line.lineno)
+                self._reload()
+                return True
+        example = None
+        for index, line in enumerate(self.lines):
+            body = line.text.lstrip(' \t')
+            if body.startswith('#'):
+                candidate = _Line(body.lstrip('#'), line.lineno)
+                if candidate.key == key and candidate.parts is not None and candidate.value:
+                    example = (index, candidate)
+        if example is not None:
+            index, candidate = example
+            newline = candidate.newline or self._newline()
+            self.lines.insert(index + 1, _Line(candidate.with_value(value).rstrip('\r\n') + newline, 0))
+        else:
+            self._terminate()
+            self.lines.append(_Line(self._render(key, value, self._newline(), 28, ';'), 0))
+        self._reload()
+        return True
+
+    def _fail(self, line):
+        raise FwknopConfError('%s has no value' % line.key, self.path, line.lineno)
+
+    def remove_option(self, key):
+        self._key(key)
+        before = len(self.lines)
+        self.lines = [line for line in self.lines if line.key != key]
+        self._reload()
+        return len(self.lines) != before
+
+
+class AccessConf(_Conf):
+    """access.conf, round trip, stanzas by SOURCE: ``sources()``, ``get_stanza(source)``,
+    ``set_stanza(source, values)``, ``remove_stanza(source)``."""
+    KEYS = ACCESS_KEYS
+    WHAT = 'access.conf'
+
+    def _ranges(self):
+        """[(canonical source, index of its SOURCE line, index after its last directive line)]."""
+        ranges = []
+        for index, line in enumerate(self.lines):
+            if line.key == 'SOURCE':
+                ranges.append([_source_key(line.value), index, index + 1])
+            elif line.key and ranges:
+                ranges[-1][2] = index + 1
+        return ranges
+
+    def _find(self, source):
+        canon = _source_key(source)
+        for item in self._ranges():
+            if item[0] == canon:
+                return item
+        return None
+
+    def sources(self):
+        return [self.lines[start].value for _, start, _ in self._ranges()]
+
+    def get_stanza(self, source):
+        """The stanza's directives as an OrderedDict (key -> raw value), None when absent."""
+        found = self._find(source)
+        if found is None:
+            return None
+        return collections.OrderedDict(
+            (line.key, line.value) for line in self.lines[found[1]:found[2]] if line.key)
+
+    def set_stanza(self, source, values):
+        """Make the stanza of ``source`` have ``values`` (key -> text; None removes the key; keys
+        not named are kept).  Returns the keys whose line changed (``[]``: nothing to do)."""
+        _check_new_value('SOURCE', source, self.path)
+        parse_source(source, self.path)
+        for key, value in values.items():
+            self._key(key)
+            if key == 'SOURCE':
+                raise FwknopConfError('SOURCE names the stanza: it is not one of its values', self.path)
+            if value is not None:
+                _check_new_value(key, value, self.path)
+        newline = self._newline()
+        found = self._find(source)
+        if found is None:
+            new = [(key, value) for key, value in values.items() if value is not None]
+            self._terminate()
+            if self.lines and self.lines[-1].text.strip():
+                self.lines.append(_Line(newline, 0))
+            self.lines.append(_Line(self._render('SOURCE', source, newline), 0))
+            self.lines.extend(_Line(self._render(key, value, newline), 0) for key, value in new)
+            self._reload()
+            return ['SOURCE'] + [key for key, _ in new]
+        _, start, end = found
+        changed = []
+        indent = ''
+        for line in self.lines[start + 1:end]:
+            if line.key and line.parts:
+                indent = line.parts[0]
+                break
+        for key, value in values.items():
+            index = next((i for i in range(start + 1, end) if self.lines[i].key == key), None)
+            if index is None:
+                if value is None:
+                    continue
+                if end == len(self.lines):
+                    self._terminate()
+                self.lines.insert(end, _Line(indent + self._render(key, value, newline), 0))
+                end += 1
+            elif value is None:
+                del self.lines[index]
+                end -= 1
+            elif self.lines[index].value != value:
+                self.lines[index] = _Line(self.lines[index].with_value(value), 0)
+            else:
+                continue
+            changed.append(key)
+        self._reload()
+        return changed
+
+    def remove_stanza(self, source):
+        """Remove the SOURCE line through the stanza's last directive; returns True when removed."""
+        found = self._find(source)
+        if found is None:
+            return False
+        _, start, end = found
+        blank_before = start == 0 or not self.lines[start - 1].text.strip()
+        if blank_before and end < len(self.lines) and not self.lines[end].text.strip():
+            end += 1
+        elif blank_before and end == len(self.lines) and start > 0:
+            start -= 1
+        del self.lines[start:end]
+        self._reload()
+        return True
