@@ -22,6 +22,10 @@ description:
     address, so the knock and the ssh connection always use the same address family.
   - The sequence is passed to the proxy in the environment, never on a command line, so it
     shows neither in C(ps) nor in C(-vvv) output.
+  - With O(knock_spa_key) and O(knock_spa_hmac_key) set, the proxy sends ONE fwknop-compatible
+    single packet authorization (SPA) packet instead of a knock sequence, also once per new TCP
+    connection, to a host behind Debian's C(fwknopd) or the collection's C(portknock-fwknopd)
+    (docs/spa.md). The keys reach the proxy in its environment, never on a command line.
   - If C(ssh_args), C(ssh_common_args) or C(ssh_extra_args) already set a C(ProxyCommand) or
     C(ProxyJump), the plugin cannot chain its proxy; it then knocks from the controller before
     any ssh command when no ControlPersist master socket exists yet.
@@ -35,6 +39,8 @@ notes:
     to get the fallback described above.
   - When the port stays closed after the knock, the task fails with a connection error saying
     that the knock was sent and the port stayed closed.
+  - Ansible has no C(no_log) for connection options; the SPA keys and the sequence are never
+    put on a command line nor logged by this plugin, keep them in a vault.
 seealso:
   - name: The knock client
     description: docs/knock-client.md in the collection.
@@ -76,6 +82,49 @@ options:
       - name: knock_before_connect
     env:
       - name: PORTKNOCK_KNOCK_BEFORE_CONNECT
+  knock_spa_key:
+    description:
+      - SECRET. The SPA encryption key, base64 (fwknop's C(KEY_BASE64)). With O(knock_spa_hmac_key)
+        it makes the plugin send an SPA packet instead of a knock sequence.
+      - Never on a command line nor in C(-vvv) output (the proxy gets it in its environment);
+        keep it in a vault.
+    type: str
+    vars:
+      - name: knock_spa_key
+  knock_spa_hmac_key:
+    description:
+      - SECRET. The SPA HMAC key, base64 (fwknop's C(HMAC_KEY_BASE64)). Handled like O(knock_spa_key).
+    type: str
+    vars:
+      - name: knock_spa_hmac_key
+  knock_spa_hmac_digest_type:
+    description: HMAC digest type of the SPA packet (fwknop's C(HMAC_DIGEST_TYPE)).
+    type: str
+    default: sha256
+    choices: [md5, sha1, sha256, sha384, sha512, sha3_256, sha3_512]
+    vars:
+      - name: knock_spa_hmac_digest_type
+  knock_spa_port:
+    description: UDP port the SPA server listens on (fwknop's C(SPA_SERVER_PORT)).
+    type: int
+    default: 62201
+    vars:
+      - name: knock_spa_port
+  knock_spa_access:
+    description:
+      - What the SPA packet asks to open, C(proto/port) items separated by commas (fwknop's C(-A)).
+      - Default is C(tcp/) and the port ssh connects to.
+    type: str
+    vars:
+      - name: knock_spa_access
+  knock_spa_source:
+    description:
+      - The address the SPA packet asks to open (fwknop's C(-a)); C(0.0.0.0) asks for the address
+        the packet arrives from (fwknop's C(-s); refused by C(REQUIRE_SOURCE_ADDRESS)).
+      - Default is the address the controller's kernel picks toward the host.
+    type: str
+    vars:
+      - name: knock_spa_source
 '''
 
 EXAMPLES = r'''
@@ -86,6 +135,12 @@ knock_delay: 50
 
 # ad hoc
 # ansible -i inventory -m ping knocked -e ansible_connection=portknock.knock.ssh
+
+# a host behind fwknopd (SPA): one SPA packet per new TCP connection
+ansible_connection: portknock.knock.ssh
+knock_spa_key: "{{ vault_spa_key_base64 }}"
+knock_spa_hmac_key: "{{ vault_spa_hmac_key_base64 }}"
+# knock_spa_access: tcp/22        # default: tcp/<ansible_port>
 '''
 
 import os
@@ -101,7 +156,8 @@ from ansible.utils.display import Display
 
 # Only the small proxy-command module here: every worker process compiles what the plugin imports.
 from ansible_collections.portknock.knock.plugins.module_utils.knock_proxy_command import (
-    CLOSED_MARKER, SEQUENCE_ENV, STATUS_FILE_ENV, build_proxy_command)
+    CLOSED_MARKER, SEQUENCE_ENV, SPA_CLOSED_MARKER, SPA_ENVS, SPA_HMAC_DIGEST_ENV, SPA_HMAC_KEY_ENV, SPA_KEY_ENV,
+    STATUS_FILE_ENV, build_proxy_command)
 from ansible_collections.portknock.knock.plugins.module_utils.sequence import (
     KnockValueError, format_sequence, parse_sequence)
 
@@ -159,12 +215,53 @@ def resolve_knock_settings(sequence, before_connect, delay):
         raise AnsibleError('portknock.knock.ssh: knock_sequence is invalid: %s' % exc)
 
 
-def explain_failure(message, host, port):
+def resolve_spa_settings(key, hmac_key, digest_type, spa_port, access, source, ssh_port, sequence=None):
+    """Validate the SPA options: None when not sending SPA, else the dict the proxy command takes
+    plus ``env`` (the keys, for the proxy's environment).  Errors name the option, never a key."""
+    if not key and not hmac_key:
+        return None
+    if not key or not hmac_key:
+        raise AnsibleError('portknock.knock.ssh: set both knock_spa_key and knock_spa_hmac_key (%s is missing)'
+                           % ('knock_spa_hmac_key' if key else 'knock_spa_key'))
+    if sequence:
+        raise AnsibleError('portknock.knock.ssh: set knock_sequence or knock_spa_key/knock_spa_hmac_key, not both '
+                           '(a door is either a knock sequence or SPA)')
+    # the codec only now: hosts without SPA never pay for compiling it
+    from ansible_collections.portknock.knock.plugins.module_utils import spa
+    from ansible_collections.portknock.knock.plugins.module_utils.sequence import parse_port
+    try:
+        spa.key_from_base64(key, 'knock_spa_key')
+        spa.hmac_key_from_base64(hmac_key, 'knock_spa_hmac_key')
+        digest = spa.parse_digest_type(digest_type or spa.DEFAULT_HMAC_DIGEST, 'knock_spa_hmac_digest_type')
+        port = parse_port(spa_port if spa_port is not None else spa.DEFAULT_SPA_PORT, 'knock_spa_port')
+        access = access or 'tcp/%d' % int(ssh_port or 22)
+        spa.encode(source or '127.0.0.1', access, b'k', b'h')    # access and source, with the codec's messages
+    except KnockValueError as exc:
+        raise AnsibleError('portknock.knock.ssh: %s' % exc)
+    return dict(access=access, spa_port=port, allow_ip=source or None,
+                env={SPA_KEY_ENV: key.strip(), SPA_HMAC_KEY_ENV: hmac_key.strip(), SPA_HMAC_DIGEST_ENV: digest})
+
+
+def explain_failure(message, host, port, spa_port=None):
     """The error to raise when ssh failed: clear text when the knock went out and the port stayed closed."""
+    if SPA_CLOSED_MARKER in message:
+        return ('portknock.knock.ssh: the SPA packet was sent to %s (udp/%s) but port %s stayed closed '
+                '(wrong knock_spa_key, knock_spa_hmac_key or knock_spa_hmac_digest_type, knock_spa_source not '
+                'what the server sees, or no SPA server?). %s' % (host, spa_port or 62201, port or 22, message))
     if CLOSED_MARKER not in message:
         return None
     return ('portknock.knock.ssh: the knock sequence was sent to %s but port %s stayed closed '
             '(wrong knock_sequence, knock_host or firewall?). %s' % (host, port or 22, message))
+
+
+def send_spa_from_controller(host, spa, family):
+    """One SPA packet from the controller (own-ProxyCommand fallback): spa_client, imported on first use."""
+    from ansible_collections.portknock.knock.plugins.module_utils.knock_sender import resolve
+    from ansible_collections.portknock.knock.plugins.module_utils.spa_client import keys_from_environment, send_spa
+    fam, address = resolve(host, family)
+    send_spa(address, keys_from_environment(spa['env']), spa['access'], family=fam, spa_port=spa['spa_port'],
+             allow_ip=spa['allow_ip'])
+    return address
 
 
 class Connection(SSHConnection):
@@ -179,6 +276,12 @@ class Connection(SSHConnection):
                                       self.get_option('knock_before_connect'),
                                       self.get_option('knock_delay'))
 
+    def _spa_settings(self):
+        return resolve_spa_settings(self.get_option('knock_spa_key'), self.get_option('knock_spa_hmac_key'),
+                                    self.get_option('knock_spa_hmac_digest_type'), self.get_option('knock_spa_port'),
+                                    self.get_option('knock_spa_access'), self.get_option('knock_spa_source'),
+                                    self.get_option('port'), self.get_option('knock_sequence'))
+
     def _arg_strings(self):
         values = []
         for name in ARG_OPTIONS:
@@ -190,21 +293,28 @@ class Connection(SSHConnection):
 
     def _build_command(self, binary, subsystem, *other_args):
         b_command = super(Connection, self)._build_command(binary, subsystem, *other_args)
-        steps = self._knock_steps()
-        if steps is None or b'-O' in b_command:
+        spa = self._spa_settings()
+        steps = None if spa else self._knock_steps()
+        if (steps is None and spa is None) or b'-O' in b_command:
             return b_command
         user_proxy, family = user_proxy_and_family(self._arg_strings())
         if user_proxy:
-            self._knock_from_controller(steps, family)
+            self._knock_from_controller(steps, family, spa)
             return b_command
-        # The proxy reads the sequence from the environment ssh passes on,
+        # The proxy reads the sequence (or the SPA keys) from the environment ssh passes on,
         # and reports a closed port in the status file.
-        os.environ[SEQUENCE_ENV] = format_sequence(steps)
+        for name in (SEQUENCE_ENV,) + SPA_ENVS:
+            os.environ.pop(name, None)
+        if spa:
+            os.environ.update(spa['env'])
+        else:
+            os.environ[SEQUENCE_ENV] = format_sequence(steps)
         os.environ[STATUS_FILE_ENV] = self._status_file()
         timeout = int(self.get_option('timeout') or 10)
         proxy = build_proxy_command(delay_ms=self.get_option('knock_delay'), family=family,
-                                    knock_host=self.get_option('knock_host'),
-                                    connect_timeout=max(1, timeout - 1), fdpass=True)
+                                    knock_host=None if spa else self.get_option('knock_host'),
+                                    connect_timeout=max(1, timeout - 1), fdpass=True,
+                                    spa=dict((k, v) for k, v in spa.items() if k != 'env') if spa else None)
         index = b_command.index(to_bytes(binary, errors='surrogate_or_strict')) + 1
         # ProxyUseFdpass: the proxy knocks, connects and hands the socket to ssh, then exits,
         # so no relay process sits in the data path of the connection.
@@ -243,23 +353,27 @@ class Connection(SSHConnection):
             return False
         return os.path.exists(path)
 
-    def _knock_from_controller(self, steps, family):
+    def _knock_from_controller(self, steps, family, spa=None):
         """Fallback when the user has their own ProxyCommand/ProxyJump."""
         if self._master_alive() or self._knocked_directly:
             return
         from ansible_collections.portknock.knock.plugins.module_utils.knock_sender import KnockSendError
         host = self.get_option('knock_host') or self.host
         try:
-            address = knock(host, steps, delay_ms=self.get_option('knock_delay'), family=family)
-        except KnockSendError as exc:
+            if spa:
+                address = send_spa_from_controller(host, spa, family)
+            else:
+                address = knock(host, steps, delay_ms=self.get_option('knock_delay'), family=family)
+        except (KnockSendError, KnockValueError) as exc:
             raise AnsibleConnectionFailure('portknock.knock.ssh: could not knock on %s: %s' % (host, exc))
         self._knocked_directly = True
-        display.vvv('knocked %d ports on %s (own ProxyCommand/ProxyJump configured)' % (len(steps), address),
-                    host=self.host)
+        display.vvv('%s on %s (own ProxyCommand/ProxyJump configured)'
+                    % ('sent one SPA packet' if spa else 'knocked %d ports' % len(steps), address), host=self.host)
 
     def _explained(self, exc):
         status = self._read_status()
-        text = explain_failure(to_text(exc) + ('\n' + status if status else ''), self.host, self.get_option('port'))
+        text = explain_failure(to_text(exc) + ('\n' + status if status else ''), self.host, self.get_option('port'),
+                               self.get_option('knock_spa_port'))
         if text is None:
             return exc
         return AnsibleConnectionFailure(text)

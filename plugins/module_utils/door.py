@@ -2,11 +2,15 @@
 # Copyright: portknock.knock contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # PRIVATE to the collection portknock.knock: not a public API, may change without notice
-"""The door: a knock sequence that opens protected ports for a while.
+"""The door: a knock sequence (or an SPA key pair) that opens protected ports for a while.
 
 One validated, immutable description shared by every enforcer (iptables
 ``-m recent`` chains, nftables sets, Debian's knockd, the bundled daemon).
 Renderers take Doors; nothing else re-validates door fields.
+
+A door of ``kind: spa`` (SpaDoor) has keys instead of a sequence: fwknop's single packet
+authorization, enforced by Debian's fwknopd or the bundled portknock-fwknopd (role
+portknock.knock.fwknop); kernel and knockd enforcers cannot enforce it.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -82,11 +86,132 @@ def make_door(name, sequence, port, step_timeout=DEFAULT_STEP_TIMEOUT, open_wind
     )
 
 
+DOOR_KINDS = ('knock', 'spa')
+SPA_KEYS = ('key_base64', 'hmac_key_base64', 'hmac_digest_type', 'fw_access_timeout', 'spa_port',
+            'require_source_address', 'source')
+DEFAULT_FW_ACCESS_TIMEOUT = 30   # fwknopd's default FW_ACCESS_TIMEOUT
+
+
+class SpaDoor(collections.namedtuple('SpaDoor', [
+        'name',            # str, as a knock door's
+        'ports',           # tuple of protected ports
+        'protocol',        # 'tcp' or 'udp'
+        'ip_version',      # 'ipv4', 'ipv6' or 'both'
+        'open_window',     # int seconds (fwknop's FW_ACCESS_TIMEOUT)
+        'spa_port',        # int UDP port of the SPA server
+        'key_base64',      # str, validated base64 (secret)
+        'hmac_key_base64',  # str, validated base64 (secret)
+        'hmac_digest_type',  # fwknop's name, lower case
+        'require_source_address',  # bool
+        'source',          # 'ANY' or a tuple of networks (access.conf SOURCE)
+])):
+    """A door opened by one fwknop-compatible SPA packet; repr() never shows its keys."""
+    __slots__ = ()
+    kind = 'spa'
+    sequence = ()      # no knock sequence: nothing for a port scan to complete
+    tcpflags = ()
+
+    def __repr__(self):
+        return ('SpaDoor(name=%r, ports=%r, protocol=%r, ip_version=%r, open_window=%r, spa_port=%r, '
+                'hmac_digest_type=%r, require_source_address=%r, source=%r, keys=<not shown>)'
+                % (self.name, self.ports, self.protocol, self.ip_version, self.open_window, self.spa_port,
+                   self.hmac_digest_type, self.require_source_address, self.source))
+
+
+def is_spa(door):
+    return isinstance(door, SpaDoor)
+
+
+def _bool(value, what):
+    if isinstance(value, bool):
+        return value
+    text = value.strip().lower() if isinstance(value, str) else None
+    if text in ('yes', 'y', 'true', 'on', '1'):
+        return True
+    if text in ('no', 'n', 'false', 'off', '0'):
+        return False
+    raise KnockValueError('%s %s is not a boolean' % (what, show(value)))
+
+
+def parse_spa_source(value):
+    """access.conf's SOURCE: 'ANY' or addresses/networks (list or comma separated) -> 'ANY' or a tuple."""
+    import ipaddress
+    if value is None or (isinstance(value, str) and value.strip().upper() == 'ANY'):
+        return 'ANY'
+    items = value if isinstance(value, (list, tuple)) else (value.split(',') if isinstance(value, str) else None)
+    if not items:
+        raise KnockValueError('source %s is not ANY nor addresses or networks' % show(value))
+    networks = []
+    for item in items:
+        try:
+            networks.append(str(ipaddress.ip_network(as_text(item).strip(), strict=False)))
+        except (ValueError, TypeError):
+            raise KnockValueError('source %s is not an address or network' % show(item))
+    return tuple(networks)
+
+
+def make_spa_door(name, port, key_base64, hmac_key_base64, hmac_digest_type='sha256',
+                  open_window=DEFAULT_FW_ACCESS_TIMEOUT, protocol='tcp', ip_version='both', spa_port=None,
+                  require_source_address=False, source=None):
+    """Validate every field and return a SpaDoor; errors name the field, never a key."""
+    from . import spa    # the codec's key and digest parsers (AES itself is not imported)
+    label = 'door %s' % show(name)
+    try:
+        spa.key_from_base64(key_base64, '%s key_base64' % label)
+        spa.hmac_key_from_base64(hmac_key_base64, '%s hmac_key_base64' % label)
+        digest = spa.parse_digest_type(hmac_digest_type, 'hmac_digest_type')
+    except spa.SpaError as exc:
+        raise KnockValueError(str(exc))
+    from .sequence import parse_port
+    spa_port = parse_port(spa.DEFAULT_SPA_PORT if spa_port is None else spa_port, 'spa_port')
+    ports = parse_ports(port, 'protected port')
+    proto = parse_protocol(protocol, 'protocol')
+    if proto == 'udp' and spa_port in ports:
+        raise KnockValueError('spa_port %d is also a protected UDP port' % spa_port)
+    return SpaDoor(
+        name=parse_name(name), ports=ports, protocol=proto, ip_version=parse_ip_version(ip_version),
+        open_window=parse_timeout(open_window, 'open_window'), spa_port=spa_port,
+        key_base64=key_base64.strip(), hmac_key_base64=hmac_key_base64.strip(), hmac_digest_type=digest,
+        require_source_address=_bool(require_source_address, 'require_source_address'),
+        source=parse_spa_source(source))
+
+
+def _spa_door_from_dict(data):
+    label = show(data.get('name'))
+    wrong = [key for key in ('sequence', 'step_timeout', 'tcpflags') if data.get(key) is not None]
+    if wrong:
+        raise KnockValueError('door %s is kind spa: it has keys, not %s' % (label, ', '.join(wrong)))
+    window = data.get('open_window')
+    timeout = data.get('fw_access_timeout')
+    if window is not None and timeout is not None and str(window) != str(timeout):
+        raise KnockValueError('door %s: open_window %s and fw_access_timeout %s differ (they are the same thing)'
+                              % (label, show(window), show(timeout)))
+    missing = [key for key in ('name', 'port', 'key_base64', 'hmac_key_base64') if data.get(key) is None]
+    if missing:
+        raise KnockValueError('door %s is missing %s' % (label, ', '.join(missing)))
+    kwargs = dict((key, data[key]) for key in ('name', 'port', 'key_base64', 'hmac_key_base64', 'hmac_digest_type',
+                                               'protocol', 'ip_version', 'spa_port', 'require_source_address',
+                                               'source') if data.get(key) is not None)
+    if window is not None or timeout is not None:
+        kwargs['open_window'] = window if window is not None else timeout
+    return make_spa_door(**kwargs)
+
+
 def door_from_dict(data):
-    """Build a Door from a role/site.yml dictionary (the same keys as the module)."""
+    """Build a Door (or a SpaDoor for ``kind: spa``) from a role/site.yml dictionary (the same keys as the module)."""
     known = ('name', 'sequence', 'port', 'step_timeout', 'open_window', 'protocol', 'ip_version', 'tcpflags')
     if not isinstance(data, dict):
         raise KnockValueError('a door must be a dict, not %s' % type(data).__name__)
+    kind = data.get('kind', 'knock')
+    if kind not in DOOR_KINDS:
+        raise KnockValueError('door %s: kind %s is not one of %s' % (show(data.get('name')), show(kind),
+                                                                      ', '.join(DOOR_KINDS)))
+    if kind == 'spa':
+        return _spa_door_from_dict(data)
+    spa_only = [key for key in SPA_KEYS if data.get(key) is not None]
+    if spa_only:
+        raise KnockValueError('door %s has %s: only a door of kind spa has them' % (show(data.get('name')),
+                                                                                   ', '.join(spa_only)))
     kwargs = dict((key, data[key]) for key in known if data.get(key) is not None)
     missing = [key for key in ('name', 'sequence', 'port') if key not in kwargs]
     if missing:
@@ -95,7 +220,7 @@ def door_from_dict(data):
 
 
 def distinct_steps(door):
-    """The door's steps without repeats, in order of first appearance."""
+    """The door's steps without repeats, in order of first appearance (none for an SPA door)."""
     seen = []
     for step in door.sequence:
         if step not in seen:
@@ -137,7 +262,9 @@ def sequence_order(steps):
 
 
 def sequence_warning(door):
-    """The warning for a door a port scan opens (see ``sequence_order``), or None."""
+    """The warning for a door a port scan opens (see ``sequence_order``), or None (SPA doors: None)."""
+    if is_spa(door):
+        return None
     order = sequence_order(door)
     if order is None:
         return None

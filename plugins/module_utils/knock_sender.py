@@ -174,6 +174,30 @@ def _parse_delay(delay_ms):
     return delay
 
 
+def route_source(address, family=None):
+    """The local address the kernel picks to send to the numeric ``address`` (nothing is sent).
+
+    A UDP ``connect()`` only selects the route and the source address; this is the address a
+    door sees a packet from when no source is given (what an SPA message should claim).
+    """
+    fam, addr = sockaddr(address, 9, family)
+    sock = socket.socket(fam, socket.SOCK_DGRAM)
+    try:
+        sock.connect(addr)
+        return sock.getsockname()[0].split('%', 1)[0]
+    except OSError as exc:
+        raise KnockSendError('no route to %s: %s' % (address, exc.strerror or exc))
+    finally:
+        sock.close()
+
+
+def send_datagram(address, port, payload, family=None, source=None):
+    """Send ``payload`` as exactly one UDP datagram to the numeric ``address``:``port`` (an SPA packet)."""
+    fam, addr = sockaddr(address, port, family)
+    send_udp_knock(fam, addr, source, payload)
+    return address
+
+
 def knock(host, sequence, delay_ms=DEFAULT_DELAY_MS, family=None, source=None):
     """Resolve ``host`` once, knock ``sequence`` on it and return the address knocked.
 
