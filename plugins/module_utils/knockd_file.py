@@ -59,9 +59,9 @@ def _final_mode(module, mode, current):
     module.fail_json(msg='mode %r is not an octal or symbolic file mode' % (mode,))
 
 
-def _read(module, path, create):
+def _read(module, path, create, what='knockd.conf'):
     if os.path.isdir(path):
-        module.fail_json(msg='%s is a directory, not a knockd.conf' % path)
+        module.fail_json(msg='%s is a directory, not a %s' % (path, what))
     if not os.path.exists(path):
         if not create:
             module.fail_json(msg='%s does not exist and create=false' % path)
@@ -75,16 +75,16 @@ def _read(module, path, create):
         module.fail_json(msg='cannot read %s: %s' % (path, error))
 
 
-def _hide(module, text):
-    """Mask (no_log) the knock ports of every stanza of ``text``, valid or not."""
-    module.no_log_values.update(secret_ports(parse(text, validate=False)))
+def _knockd_secrets(text):
+    """The knock ports of every stanza of ``text``, valid or not."""
+    return secret_ports(parse(text, validate=False))
 
 
 def _write(module, path, text, mode, unsafe_writes=False):
     """Write ``text`` to a temporary file of mode ``mode`` (and the owner of the file it replaces),
     fsync it, then rename it over ``path``: no moment shows the content with other permissions."""
     directory = os.path.dirname(path) or '.'
-    fd, tmp = tempfile.mkstemp(prefix='.knockd.conf.', dir=directory)  # mode 0600
+    fd, tmp = tempfile.mkstemp(prefix='.%s.' % os.path.basename(path), dir=directory)  # mode 0600
     try:
         with os.fdopen(fd, 'wb') as handle:
             os.fchmod(handle.fileno(), mode)
@@ -104,43 +104,72 @@ def _write(module, path, text, mode, unsafe_writes=False):
             os.unlink(tmp)
 
 
-def edit_knockd_conf(module, path, edit, create=True, backup=False, result=None):
-    """Apply ``edit`` to the knockd.conf at ``path`` and end the module (see module docstring)."""
-    result = dict(result or {})
+def plan_edit(module, path, edit, create=True, parser=parse, secrets=_knockd_secrets,
+              error=KnockdConfError, what='knockd.conf'):
+    """Read, parse, ``edit`` and re-parse the file at ``path`` without writing it: the plan that
+    ``apply_edit`` carries out.  ``parser(text)`` returns the editable object (with ``render()``)
+    or raises ``error``; ``secrets(text)`` lists what to mask (``module.no_log_values``) before
+    anything is returned or fails.  Fails the module, file untouched, on a bad file or edit."""
     file_args = module.load_file_common_arguments(module.params, path=path)
-    before = _read(module, path, create)
+    before = _read(module, path, create, what)
     exists = before is not None
     current = os.stat(path).st_mode & 0o7777 if exists else 0o600
     mode = _final_mode(module, file_args['mode'], current)
     before = before or ''
-    # every knock port of every stanza is a secret, in the result, the diff and any message
-    _hide(module, before)
+    module.no_log_values.update(secrets(before))
     try:
-        conf = parse(before)
-    except KnockdConfError as error:
-        module.fail_json(msg='%s: %s (file left untouched)' % (path, error), **result)
+        conf = parser(before)
+    except error as exc:
+        module.fail_json(msg='%s: %s (file left untouched)' % (path, exc))
     try:
         changed_keys = edit(conf)
         after = conf.render()
-        _hide(module, after)
-        parse(after)
-    except KnockdConfError as error:
-        module.fail_json(msg='%s: the edited file would be invalid: %s' % (path, error), **result)
-    except KnockValueError as error:
-        module.fail_json(msg=str(error), **result)
+        module.no_log_values.update(secrets(after))
+        parser(after)
+    except error as exc:
+        module.fail_json(msg='%s: the edited file would be invalid: %s' % (path, exc))
+    except KnockValueError as exc:
+        module.fail_json(msg=str(exc))
+    return dict(path=path, before=before, after=after, exists=exists, mode=mode, file_args=file_args,
+                changed_keys=list(changed_keys))
 
+
+def apply_edit(module, plan, backup=False):
+    """Write a ``plan_edit`` plan (not in check mode); returns (changed, changed_keys, backup_file, diff)."""
+    path, before, after, exists = plan['path'], plan['before'], plan['after'], plan['exists']
     content_changed = after != before
     will_exist = exists or (content_changed and after != '')
-    result.update(changed_keys=list(changed_keys), backup_file=None)
+    backup_file = None
     if content_changed and not module.check_mode:
         if backup and exists:
-            result['backup_file'] = module.backup_local(path)
-        _write(module, path, after, mode, module.params.get('unsafe_writes', False))
+            backup_file = module.backup_local(path)
+        _write(module, path, after, plan['mode'], module.params.get('unsafe_writes', False))
     changed = content_changed
     if will_exist and (exists or not module.check_mode):
-        changed = module.set_fs_attributes_if_different(file_args, changed)
+        changed = module.set_fs_attributes_if_different(plan['file_args'], changed)
+    changed_keys = plan['changed_keys']
     if changed and not content_changed:
-        result['changed_keys'] = result['changed_keys'] + ['mode']
+        changed_keys = changed_keys + ['mode']
+    diff = dict(before=before, after=after, before_header=path, after_header=path)
+    return changed, changed_keys, backup_file, diff
+
+
+def edit_knockd_conf(module, path, edit, create=True, backup=False, result=None):
+    """Apply ``edit`` to the knockd.conf at ``path`` and end the module (see module docstring)."""
+    result = dict(result or {})
+    fail_json = module.fail_json
+
+    def fail_with_result(**kwargs):    # the caller's result (e.g. the stanza names) also on failure
+        kwargs.update((key, value) for key, value in result.items() if key not in kwargs)
+        fail_json(**kwargs)
+
+    module.fail_json = fail_with_result
+    try:
+        plan = plan_edit(module, path, edit, create)
+        changed, changed_keys, backup_file, diff = apply_edit(module, plan, backup)
+    finally:
+        module.fail_json = fail_json
+    result.update(changed_keys=changed_keys, backup_file=backup_file)
     if module._diff:
-        result['diff'] = dict(before=before, after=after, before_header=path, after_header=path)
+        result['diff'] = diff
     module.exit_json(changed=changed, **result)
