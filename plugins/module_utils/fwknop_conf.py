@@ -325,6 +325,10 @@ def _stanza(directives, path):
     keys = {}
     for name, b64, decode, max_len in (('KEY', 'KEY_BASE64', key_from_base64, MAX_KEY_LEN),
                                        ('HMAC_KEY', 'HMAC_KEY_BASE64', hmac_key_from_base64, MAX_HMAC_KEY_LEN)):
+        for spelling in (name, b64):
+            if get(spelling) == '__CHANGEME__':
+                raise FwknopConfError("%s is Debian's placeholder __CHANGEME__: set a key (fwknop --key-gen)"
+                                      % spelling, path, directives[spelling][1])
         try:
             if b64 in directives:
                 keys[name] = decode(get(b64), b64)
