@@ -52,9 +52,9 @@ import time
 
 GUARD_ROOT = '/var/lib/portknock/guard'
 # The guard's margins, ONE set for every "arm, change, reset the connection, confirm": the
-# recent_knock action plugin (plugin_utils/guarded_apply.py), the role portknock.knock.guard
-# (site.yml, the recent_knock role's baseline) through firewall_guard's defaults and its
-# arm result (confirm_within).
+# recent_knock and firewall_guard action plugins (both plugin_utils/guarded_apply.py; the role
+# portknock.knock.guard, site.yml and the recent_knock role's baseline through the latter) and
+# firewall_guard's defaults and arm result (confirm_within).
 ROLLBACK_TIMEOUT = 60   # firewall_guard's default timeout: the countdown after the change
 CONFIRM_MARGIN = 3      # the controller stops trying to confirm this long before the watchdog fires
 AFTER_DEADLINE = 8      # then waits this long past the deadline and looks whether the host rolled back

@@ -46,7 +46,7 @@ description:
     C(rollback_timeout) does exactly this): arm, change the firewall, C(meta: reset_connection) so
     the next task needs a NEW connection (with the C(portknock.knock.ssh) connection plugin, a new
     knock), confirm. If the controller cannot get back in, it cannot confirm and the host rolls
-    itself back."
+    itself back. O(state=confirmed) with O(reconnect=true) does the last three steps in one task."
 version_added: 0.1.0
 author:
   - portknock.knock contributors (@portknock)
@@ -89,6 +89,22 @@ options:
         O(state=armed), arms that guard again (restarts its countdown, keeps its snapshot), and fails
         when that arm is gone (confirmed, or restored by its watchdog).
     type: str
+  reconnect:
+    description:
+      - "With O(state=confirmed), done by the action plugin: reset the connection and confirm through a new
+        one (with the C(portknock.knock.ssh) connection plugin, a new knock), retrying until shortly before the
+        watchdog fires; with O(timeout), first arm the guard again with O(token) for O(timeout) seconds (the
+        countdown of the reconnect; the snapshot stays the first one, O(paths) and O(services) as armed),
+        else try for O(confirm_within) seconds. A host the controller cannot get back into fails (it is
+        not reported unreachable) and restores itself when its watchdog fires."
+      - The same code and margins as the C(portknock.knock.recent_knock) action plugin's O(rollback_timeout).
+    type: bool
+    default: false
+  confirm_within:
+    description:
+      - With O(reconnect) and without O(timeout), how long to try to reconnect and confirm (the arm's
+        RV(confirm_within)).
+    type: int
   watchdog:
     description:
       - How the watchdog runs. V(auto) is V(systemd) when systemd is PID 1 and C(systemd-run)
@@ -103,12 +119,17 @@ notes:
   - A watchdog does not survive a reboot. The snapshot does; restore it with O(state=restored) or
     drop it with O(state=confirmed).
 attributes:
+  action:
+    description: Indicates this has a corresponding action plugin so some parts of the task run on the controller.
+    support: full
+    details: The action plugin resets the connection and confirms through a new one (O(reconnect)).
   check_mode:
     support: full
     details: Reports what would be done and does nothing.
   diff_mode:
     support: none
   platform:
+    support: full
     platforms: posix
 requirements:
   - iptables and/or nftables; systemd for the V(systemd) watchdog.
@@ -135,14 +156,15 @@ EXAMPLES = r'''
 - name: Apply it now
   ansible.builtin.meta: flush_handlers
 
-- name: Force a new ssh connection (and a new knock with portknock.knock.ssh)
-  ansible.builtin.meta: reset_connection
-
-- name: Keep the change (only reached when the controller got back in)
+- name: Reset the connection, get back in through a new one (a new knock) and keep the change
   portknock.knock.firewall_guard:
     name: knockd
     state: confirmed
     token: "{{ guard.token }}"
+    reconnect: true
+    timeout: 60   # first restart the countdown: 60 s to get back in
+    paths: [/etc/knockd.conf]
+    services: [knockd]
 '''
 
 RETURN = r'''
@@ -527,6 +549,8 @@ def main():
             services=dict(type='list', elements='str', default=[]),
             watchdog=dict(type='str', choices=['auto', 'systemd', 'process'], default='auto'),
             token=dict(type='str', no_log=False),
+            reconnect=dict(type='bool', default=False),     # the action plugin's (see its docs)
+            confirm_within=dict(type='int'),
         ),
         supports_check_mode=True,
     )

@@ -8,7 +8,10 @@ arm ``portknock.knock.firewall_guard`` -> run the module -> reset the connection
 next command needs a NEW connection: with ``portknock.knock.ssh`` a new knock) -> confirm
 through it, retrying until shortly before the watchdog fires.  If the controller cannot
 get back in, the task fails and the host restores its previous firewall by itself.
-Modelled on community.general's iptables_state action plugin.
+Modelled on community.general's iptables_state action plugin.  The end of that sequence
+(reset, confirm through a new connection, the margins) is ``reconnect_and_confirm`` for an arm
+made by an earlier task: the firewall_guard action plugin with ``reconnect`` (role guard's
+``tasks_from: confirm``, site.yml, the recent_knock role's baseline) runs this same code.
 
 Every confirm and restore presents the token the arm returned, so a rollout only ever
 confirms its own arm (a second rollout's arm on the same host is refused by the module).
@@ -70,8 +73,8 @@ def _restore_failed_change(action, task_vars, result, guard, arm, token, host):
     guard.update(confirmed=False, rolled_back=False)
     if res is None:
         state = ('the controller could not reach the host to restore it at once (%s): it WILL ROLL BACK to its '
-                 'previous firewall by itself (watchdog %s, %d s after the change was armed)'
-                 % (err, arm.get('unit') or 'process %s' % arm.get('pid'), guard['timeout']))
+                 'previous firewall by itself (%s, %d s after the change was armed)'
+                 % (err, _watchdog(arm), guard['timeout']))
     elif res.get('failed'):
         guard['restored'] = res.get('restored', [])
         state = ('restoring the previous firewall at once was INCOMPLETE (%s)' % res.get('msg'))
@@ -111,37 +114,86 @@ def run_guarded(action, task_vars, module_name, module_args, timeout, guard_name
                             % (guard_name, host, err or conf.get('msg'), timeout))
         return result
 
+    guard.update(_confirm_through_new_connection(action, task_vars, guard_name, token, deadline, timeout, arm, host))
+    guard.pop('msg', None)
+    if 'failure' in guard:
+        result.update(failed=True, msg=guard.pop('failure'))
+    return result
+
+
+def _watchdog(arm):
+    if arm.get('unit'):
+        return 'watchdog %s' % arm['unit']
+    return 'watchdog process %s' % arm['pid'] if arm.get('pid') else 'its watchdog'
+
+
+def _confirm_through_new_connection(action, task_vars, name, token, deadline, timeout, arm, host):
+    """Reset the connection, then confirm guard ``name`` through a new one, retrying until MARGIN s
+    before ``deadline`` (controller time); past it, look once more whether the host rolled back.
+    Returns the guard's fields (confirmed, attempts, rolled_back) and, when it failed, ``msg``
+    (the confirm module's) and ``failure`` (the task's message)."""
     _reset(action)
     last_error = None
     attempts = 0
     while time.time() < deadline - MARGIN:
         attempts += 1
-        conf, err = _try_guard(action, task_vars, name=guard_name, state='confirmed', **token)
+        conf, err = _try_guard(action, task_vars, name=name, state='confirmed', **token)
         if conf is None:
             last_error = err
-            display.v('firewall guard %s: %s not reachable yet (%s)' % (guard_name, host, err))
+            display.v('firewall guard %s: %s not reachable yet (%s)' % (name, host, err))
             time.sleep(1)
             continue
         if conf.get('failed'):
-            guard['rolled_back'] = bool(conf.get('rolled_back'))
-            result.update(failed=True, msg='firewall change on %s rolled back: the controller got back in too late '
-                          'to confirm it (%s)' % (host, conf.get('msg')))
-            return result
-        guard.update(confirmed=True, attempts=attempts)
-        return result
+            return dict(confirmed=False, attempts=attempts, rolled_back=bool(conf.get('rolled_back')),
+                        msg=conf.get('msg'),
+                        failure='firewall change on %s rolled back: the controller got back in too late to confirm '
+                                'it (%s)' % (host, conf.get('msg')))
+        return dict(confirmed=True, attempts=attempts)
 
     # Could not get back in: the host restores by itself.  Look once more after the deadline.
     wait = deadline + AFTER_DEADLINE - time.time()
     if wait > 0:
         time.sleep(wait)
     _reset(action)
-    conf, err = _try_guard(action, task_vars, name=guard_name, state='confirmed', **token)
-    guard.update(confirmed=False, attempts=attempts, rolled_back=bool(conf and conf.get('rolled_back')))
-    if guard['rolled_back']:
+    conf, err = _try_guard(action, task_vars, name=name, state='confirmed', **token)
+    rolled_back = bool(conf and conf.get('rolled_back'))
+    if rolled_back:
         state = 'it HAS ROLLED BACK to its previous firewall by itself (%s)' % conf.get('msg')
     else:
-        state = ('it WILL ROLL BACK to its previous firewall by itself (watchdog %s, %d s after the change was armed)'
-                 % (arm.get('unit') or 'process %s' % arm.get('pid'), timeout))
-    result.update(failed=True, msg='firewall change on %s cut the controller off: it could not reconnect and confirm '
-                  'within %d s (last error: %s); %s' % (host, timeout, last_error, state))
-    return result
+        state = ('it WILL ROLL BACK to its previous firewall by itself (%s, %d s after the change was armed)'
+                 % (_watchdog(arm), timeout))
+    return dict(confirmed=False, attempts=attempts, rolled_back=rolled_back, msg=(conf or {}).get('msg', err),
+                failure='firewall change on %s cut the controller off: it could not reconnect and confirm within '
+                        '%d s (last error: %s); %s' % (host, timeout, last_error, state))
+
+
+def reconnect_and_confirm(action, task_vars, name, token=None, countdown=None, within=None, paths=(), services=()):
+    """The end of "arm, change, reset the connection, confirm" for an arm made by an earlier task
+    (the firewall_guard action plugin with ``reconnect``, role guard's ``tasks_from: confirm``).
+
+    ``countdown``: arm the guard again with its token for that many seconds first (over the
+    connection in use; the snapshot stays the first one) and try to confirm until shortly before it
+    runs out; else try for ``within`` seconds (the arm's ``confirm_within``).  Returns the task's
+    result: the confirm module's on success, ``failed`` with a message saying whether the host has
+    rolled back or will, never unreachable (a host the controller cannot get back into fails)."""
+    host = task_vars.get('inventory_hostname', 'the host')
+    token = dict(token=token) if token else {}
+    start = time.time()
+    arm = {}
+    if countdown is not None:
+        timeout = int(countdown)
+        arm, err = _try_guard(action, task_vars, name=name, state='armed', timeout=timeout, paths=list(paths),
+                              services=list(services), **token)
+        if arm is None or arm.get('failed'):
+            return dict(failed=True, changed=False, msg='firewall guard %s on %s: its countdown could not be started (%s); '
+                        'the change is not confirmed, the host restores its snapshot when its first arm times out'
+                        % (name, host, err or arm.get('msg')))
+    elif within is not None:
+        timeout = int(within) + MARGIN      # confirm_within is the timeout less the margin
+    else:
+        raise ValueError('reconnect_and_confirm needs countdown or within')
+    guard = _confirm_through_new_connection(action, task_vars, name, token, start + timeout, timeout, arm, host)
+    if 'failure' in guard:
+        return dict(failed=True, changed=False, msg=guard['failure'], rolled_back=guard['rolled_back'],
+                    attempts=guard['attempts'], confirmed=False)
+    return dict(changed=False, confirmed=True, rolled_back=False, attempts=guard['attempts'])

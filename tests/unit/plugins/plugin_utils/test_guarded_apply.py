@@ -213,3 +213,55 @@ def test_failed_and_changed_on_an_unreachable_host_leaves_it_to_the_watchdog(clo
     assert action.states() == ['armed', 'module', 'restored']
     assert res['failed'] and 'WILL ROLL BACK' in res['msg'] and 'portknock-guard-g.timer' in res['msg']
     assert 'broken pipe' in res['msg']
+
+
+# reconnect_and_confirm: the same confirm loop for an arm made by an earlier task (role guard's confirm)
+
+def confirm(action, **kwargs):
+    return ga.reconnect_and_confirm(action, TASK_VARS, 'g', token=TOKEN, paths=['/etc/x'], services=['s'], **kwargs)
+
+
+def test_countdown_arms_again_with_the_token_then_confirms_through_a_new_connection(clock):
+    action = FakeAction(clock, None, [AnsibleConnectionFailure('refused'), {'changed': True}])
+    res = confirm(action, countdown=20)
+    assert action.calls[0] == (GUARD, dict(name='g', state='armed', timeout=20, paths=['/etc/x'], services=['s'],
+                                           token=TOKEN))
+    assert action.states() == ['armed', 'confirmed', 'confirmed'] and action._connection.resets == 1
+    assert not res.get('failed') and res['confirmed'] is True and res['attempts'] == 2
+
+
+def test_within_tries_that_long_without_arming(clock):
+    start = clock.now
+    action = FakeAction(clock, None, [])
+    res = confirm(action, within=12)
+    assert 'armed' not in action.states()
+    # tries until the margin before the watchdog (within + margin from now), then looks once more after it
+    assert clock.now - start >= 12 + ga.AFTER_DEADLINE
+    assert res['failed'] and not res.get('unreachable') and 'cut the controller off' in res['msg']
+    assert 'WILL ROLL BACK' in res['msg'] and 'its watchdog' in res['msg']
+
+
+@pytest.mark.parametrize('arm', [{'failed': True, 'msg': 'not armed again: nothing is armed under this token'},
+                                 AnsibleConnectionFailure('broken pipe')])
+def test_countdown_that_cannot_start_fails_without_reset(clock, arm):
+    action = FakeAction(clock, None, [{'changed': True}])
+    if isinstance(arm, Exception):
+        def refuse(module_name=None, module_args=None, task_vars=None):
+            raise arm
+        action._execute_module = refuse
+    else:
+        action.arm = arm
+    res = confirm(action, countdown=20)
+    assert res['failed'] and 'countdown could not be started' in res['msg'] and action._connection.resets == 0
+    assert ('nothing is armed' in res['msg']) or ('broken pipe' in res['msg'])
+
+
+def test_confirm_after_the_countdown_reports_the_rollback(clock):
+    action = FakeAction(clock, None, [{'failed': True, 'rolled_back': True, 'msg': 'too late'}])
+    res = confirm(action, countdown=20)
+    assert res['failed'] and res['rolled_back'] is True and 'too late' in res['msg']
+
+
+def test_needs_countdown_or_within(clock):
+    with pytest.raises(ValueError):
+        confirm(FakeAction(clock, None, []))
