@@ -38,7 +38,7 @@ description:
     in the form C(iptables-save) / C(nft -t list table) print them. Changes are one atomic transaction
     per address family (C(iptables-restore --noflush -w), python-iptables C(commit())) or per table
     (C(nft -f)), so a half door never exists and a rejected change leaves the live rules as they were.
-version_added: 1.0.0
+version_added: 0.1.0
 author:
   - portknock.knock contributors (@portknock)
 extends_documentation_fragment:

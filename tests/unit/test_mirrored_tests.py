@@ -18,22 +18,6 @@ import os
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
 
-# Files another change is refactoring right now (the recent_knock module, its action plugin
-# and its backends): their mirrored tests come with that change.  Remove an entry as soon
-# as its test exists.
-NOT_YET = {
-    'plugins/action/recent_knock.py',
-    'plugins/modules/recent_knock.py',
-    'plugins/module_utils/firewall_errors.py',
-    'plugins/module_utils/recent_knock_backends.py',
-    'plugins/module_utils/iptables_backend.py',
-    'plugins/module_utils/nftables_backend.py',
-    'plugins/module_utils/recent_rules.py',
-    'plugins/module_utils/nft_rules.py',
-    'plugins/module_utils/iptc_rules.py',
-}
-
-
 def has_logic(path):
     """False for ``__init__.py`` and a doc fragment that is text only (no function)."""
     if os.path.basename(path) == '__init__.py':
@@ -74,5 +58,5 @@ def test_the_walk_finds_files_and_skips_text_only_fragments():
 
 
 def test_every_file_with_logic_has_its_mirrored_test():
-    missing = [path + ' -> ' + mirrored_test(path) for path in untested() if path not in NOT_YET]
+    missing = [path + ' -> ' + mirrored_test(path) for path in untested()]
     assert not missing, 'no mirrored unit test:\n  ' + '\n  '.join(missing)

@@ -14,9 +14,6 @@ import pytest
 import yaml
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
-# plugins/modules/recent_knock.py is being refactored by another change right now; it says
-# version_added 1.0.0 until that lands (then: remove it from here).
-NOT_YET = {'plugins/modules/recent_knock.py'}
 
 
 def galaxy_version():
@@ -57,6 +54,4 @@ def test_plugins_are_found():
 
 @pytest.mark.parametrize('path, doc', PLUGINS, ids=[path for path, doc in PLUGINS])
 def test_version_added_is_the_collection_version(path, doc):
-    if path in NOT_YET:
-        pytest.skip('owned by a change in progress (see NOT_YET)')
     assert doc == galaxy_version(), path
