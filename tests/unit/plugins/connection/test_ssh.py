@@ -37,6 +37,45 @@ def test_resolve_knock_settings():
         knock_ssh.resolve_knock_settings([1], None, -1)
 
 
+KEY_B64 = 'a2V5LWZvci10ZXN0cy1vbmx5LTMyLWJ5dGVzLWxvbiE='
+HMAC_B64 = 'aG1hYy1rZXktZm9yLXRlc3RzLW9ubHk='
+
+
+def test_resolve_spa_settings():
+    assert knock_ssh.resolve_spa_settings(None, None, 'sha256', 62201, None, None, 22) is None
+    got = knock_ssh.resolve_spa_settings(KEY_B64, HMAC_B64, 'SHA512', None, None, None, 2222)
+    assert (got['access'], got['spa_port'], got['allow_ip']) == ('tcp/2222', 62201, None)
+    assert got['env'] == {'KNOCK_SPA_KEY': KEY_B64, 'KNOCK_SPA_HMAC_KEY': HMAC_B64,
+                          'KNOCK_SPA_HMAC_DIGEST_TYPE': 'sha512'}
+    got = knock_ssh.resolve_spa_settings(KEY_B64, HMAC_B64, None, 40111, 'tcp/22,udp/53', '0.0.0.0', None)
+    assert (got['access'], got['spa_port'], got['allow_ip']) == ('tcp/22,udp/53', 40111, '0.0.0.0')
+
+
+@pytest.mark.parametrize('args, message', [
+    ((KEY_B64, None), 'knock_spa_hmac_key is missing'),
+    ((None, HMAC_B64), 'knock_spa_key is missing'),
+    (('!' + KEY_B64[1:], HMAC_B64), 'knock_spa_key is not base64'),
+    ((KEY_B64, HMAC_B64[:-3] + '*=='), 'knock_spa_hmac_key is not base64'),
+    ((KEY_B64, HMAC_B64, 'sha999'), "knock_spa_hmac_digest_type 'sha999' is not one of"),
+    ((KEY_B64, HMAC_B64, None, 0), 'knock_spa_port 0 is out of range'),
+    ((KEY_B64, HMAC_B64, None, None, 'ssh'), "SPA access 'ssh' is not proto/port"),
+    ((KEY_B64, HMAC_B64, None, None, None, 'me'), "SPA source address 'me' is not an IP address"),
+    ((KEY_B64, HMAC_B64, None, None, None, None, 22, [7313]), 'not both'),
+])
+def test_resolve_spa_settings_errors_never_show_a_key(args, message):
+    full = list(args) + [None] * (7 - len(args))
+    with pytest.raises(AnsibleError) as err:
+        knock_ssh.resolve_spa_settings(*full)
+    assert message in str(err.value)
+    assert KEY_B64[1:-3] not in str(err.value) and HMAC_B64[:-4] not in str(err.value)
+
+
+def test_explain_spa_failure():
+    text = knock_ssh.explain_failure('knock: SPA packet sent but port stayed closed: 10.0.0.1 port 22', 'h', 22, 40111)
+    assert text.startswith('portknock.knock.ssh: the SPA packet was sent to h (udp/40111) but port 22 stayed closed')
+    assert 'knock_spa_key' in text
+
+
 def test_explain_failure():
     assert knock_ssh.explain_failure('Failed to connect: Permission denied', 'h', 22) is None
     text = knock_ssh.explain_failure('kex...\nknock: knock sent but port stayed closed: 10.0.0.1 port 3371', 'h', 3371)
@@ -57,7 +96,8 @@ knock_ssh.knock = lambda host, steps, **kw: knocked.append([host, kw]) or host
 conn = connection_loader.get('portknock.knock.ssh', PlayContext(), io.StringIO())
 out = {}
 for case, variables in json.loads(sys.argv[2]).items():
-    os.environ.pop('PORTKNOCK_SEQUENCE', None)
+    for name in ('PORTKNOCK_SEQUENCE', 'KNOCK_SPA_KEY', 'KNOCK_SPA_HMAC_KEY'):
+        os.environ.pop(name, None)
     variables.setdefault('ansible_ssh_control_path_dir', sys.argv[3])
     conn.set_options(var_options=variables)
     conn.host = '10.99.3.2'
@@ -65,6 +105,7 @@ for case, variables in json.loads(sys.argv[2]).items():
     cmd = [w.decode() for w in conn._build_command('ssh', 'ssh', '10.99.3.2', 'true')]
     conn._build_command('ssh', 'ssh', '10.99.3.2', 'true')
     out[case] = dict(cmd=cmd, env=os.environ.get('PORTKNOCK_SEQUENCE'),
+                     spa_env=[os.environ.get(n) for n in ('KNOCK_SPA_KEY', 'KNOCK_SPA_HMAC_KEY', 'KNOCK_SPA_HMAC_DIGEST_TYPE')],
                      status=os.path.exists(os.environ.get('PORTKNOCK_STATUS_FILE', '/nonexistent')),
                      status_env='PORTKNOCK_STATUS_FILE' in os.environ,
                      knocked=list(knocked), options=options)
@@ -74,7 +115,9 @@ print(json.dumps(out))
 """
 
 OPTIONS = ['ssh_args', 'control_path_dir', 'pipelining', 'reconnection_retries', 'sftp_batch_mode',
-           'knock_sequence', 'knock_delay', 'knock_host', 'knock_before_connect']
+           'knock_sequence', 'knock_delay', 'knock_host', 'knock_before_connect', 'knock_spa_key',
+           'knock_spa_hmac_key', 'knock_spa_hmac_digest_type', 'knock_spa_port', 'knock_spa_access',
+           'knock_spa_source']
 
 
 @pytest.fixture(scope='module')
@@ -89,6 +132,7 @@ def built(tmp_path_factory):
         'knock': {'knock_sequence': [1600, '1601:udp']},
         'disabled': {'knock_sequence': [1600], 'knock_before_connect': False},
         'jump': {'knock_sequence': [1600], 'ansible_ssh_common_args': '-o ProxyJump=bastion'},
+        'spa': {'knock_spa_key': KEY_B64, 'knock_spa_hmac_key': HMAC_B64, 'ansible_port': 2222},
     }
     result = subprocess.run([sys.executable, '-c', LOADER_SCRIPT, root, json.dumps(cases),
                              str(tmp_path_factory.mktemp('cp')), json.dumps(OPTIONS)],
@@ -111,6 +155,17 @@ def test_build_command_injects_proxy_without_the_sequence(built):
     assert built['knock']['status'] is False   # only the proxy creates it, on failure
     assert built['knock']['knocked'] == []
     assert built['knock']['status_env'] is True
+
+
+def test_spa_proxy_gets_the_keys_in_its_environment_only(built):
+    cmd = built['spa']['cmd']
+    proxy = [word for word in cmd if word.startswith('ProxyCommand=')]
+    assert len(proxy) == 1 and '--proxy --spa --access tcp/2222 --spa-port 62201' in proxy[0]
+    assert not any(KEY_B64 in word or HMAC_B64 in word for word in cmd)
+    assert built['spa']['spa_env'] == [KEY_B64, HMAC_B64, 'sha256']
+    assert built['spa']['env'] is None            # no sequence for the proxy
+    assert built['knock']['spa_env'] == [None, None, None]   # a knocked host gets no keys
+    assert built['spa']['options']['knock_spa_port'] == '62201'
 
 
 def test_no_knock_when_disabled(built):

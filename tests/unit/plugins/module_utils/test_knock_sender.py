@@ -126,3 +126,29 @@ def test_send_errors_never_name_the_step(monkeypatch):
             assert '10.231.9.9' in str(exc) and '7311' not in str(exc) and '9127' not in str(exc)
         else:
             raise AssertionError('no error')
+
+
+@pytest.mark.parametrize('address', ['127.0.0.1', '::1'])
+def test_route_source_is_the_address_the_kernel_picks(address):
+    assert ks.route_source(address) == address
+
+
+def test_route_source_without_a_route_is_a_clear_error():
+    with pytest.raises(ks.KnockSendError, match="'localhost' is not a numeric"):
+        ks.route_source('localhost')
+
+
+def test_send_datagram_is_one_datagram_with_the_payload():
+    receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    receiver.bind(('127.0.0.1', 0))
+    receiver.settimeout(5)
+    try:
+        port = receiver.getsockname()[1]
+        assert ks.send_datagram('127.0.0.1', port, b'spa-data', source='127.0.0.1') == '127.0.0.1'
+        data, sender = receiver.recvfrom(100)
+        receiver.settimeout(0.2)
+        with pytest.raises(socket.timeout):
+            receiver.recvfrom(100)
+    finally:
+        receiver.close()
+    assert (data, sender[0]) == (b'spa-data', '127.0.0.1')
