@@ -155,10 +155,9 @@ def make_spa_door(name, port, key_base64, hmac_key_base64, hmac_digest_type='sha
                   require_source_address=False, source=None):
     """Validate every field and return a SpaDoor; errors name the field, never a key."""
     from . import spa    # the codec's key and digest parsers (AES itself is not imported)
-    label = 'door %s' % show(name)
     try:
-        spa.key_from_base64(key_base64, '%s key_base64' % label)
-        spa.hmac_key_from_base64(hmac_key_base64, '%s hmac_key_base64' % label)
+        spa.key_from_base64(key_base64, 'key_base64')
+        spa.hmac_key_from_base64(hmac_key_base64, 'hmac_key_base64')
         digest = spa.parse_digest_type(hmac_digest_type, 'hmac_digest_type')
     except spa.SpaError as exc:
         raise KnockValueError(str(exc))

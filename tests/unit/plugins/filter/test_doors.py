@@ -6,11 +6,14 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import base64
+
 import pytest
 
 from ansible.errors import AnsibleFilterError
 from ansible_collections.portknock.knock.plugins.filter.doors import (
-    door_collisions, door_preflight, knockd_doors, recent_knock_doors)
+    door_collisions, door_kind, door_knock_sequence, door_preflight, door_spa_settings, fwknop_access_stanzas,
+    knockd_doors, recent_knock_doors)
 
 SAFE = {'name': 'ssh', 'sequence': [7313, '4187:udp', 9421], 'port': 22}
 MONOTONIC = [[7000, 8000, 9000], '2222,3333,4444', [9000, '8000:udp', 7000], [1600], [7000, 7000, 8000],
@@ -136,3 +139,59 @@ def test_collision_filter_errors():
         door_collisions(['ssh'])
     with pytest.raises(AnsibleFilterError, match="door 'bad'"):
         door_collisions([{'name': 'bad', 'sequence': [1, 3, 2]}])
+
+
+# --- SPA doors (issue 14) ---------------------------------------------------------------------
+
+SPA_KEY = base64.b64encode(b'k' * 32).decode()
+SPA_HMAC = base64.b64encode(b'h' * 64).decode()
+SPA_DOOR = {'name': 'ssh_spa', 'kind': 'spa', 'port': 22, 'key_base64': SPA_KEY, 'hmac_key_base64': SPA_HMAC,
+            'open_window': 45, 'require_source_address': True}
+WEB = {'name': 'web', 'sequence': [7313, '4187:udp', 9421], 'port': 443}
+
+
+@pytest.mark.parametrize('make', [recent_knock_doors, knockd_doors])
+def test_kernel_and_knockd_enforcers_refuse_spa_doors_by_name_or_skip_them(make):
+    with pytest.raises(AnsibleFilterError) as err:
+        make([WEB, SPA_DOOR])
+    assert "door 'ssh_spa' is kind spa" in str(err.value) and 'cannot enforce an SPA door' in str(err.value)
+    assert SPA_KEY not in str(err.value)
+    args = ('auto', 'skip') if make is recent_knock_doors else ('skip',)
+    assert [door['name'] for door in make([WEB, SPA_DOOR], *args)] == ['web']
+    with pytest.raises(AnsibleFilterError, match="spa_doors 'maybe' is not one of refuse, skip"):
+        make([WEB], *(args[:-1] + ('maybe',)))
+
+
+def test_door_knock_sequence_skips_spa_doors():
+    assert door_knock_sequence([SPA_DOOR], 22) == []
+    assert door_knock_sequence([SPA_DOOR, dict(WEB, port=22)], 22) == ['7313:tcp', '4187:udp', '9421:tcp']
+
+
+def test_door_spa_settings_and_kind():
+    assert door_spa_settings([WEB, SPA_DOOR], 22) == {
+        'knock_spa_key': SPA_KEY, 'knock_spa_hmac_key': SPA_HMAC, 'knock_spa_hmac_digest_type': 'sha256',
+        'knock_spa_port': 62201, 'knock_spa_access': 'tcp/22'}
+    assert door_spa_settings([WEB, SPA_DOOR], 443) == {}
+    assert door_spa_settings([dict(WEB, port=22), SPA_DOOR], 22) == {}   # the first door protecting 22 wins
+    assert (door_kind([WEB, SPA_DOOR], 22), door_kind([WEB, SPA_DOOR], 443), door_kind([WEB], 22)) == ('spa', 'knock', '')
+
+
+def test_fwknop_access_stanzas():
+    stanzas = fwknop_access_stanzas([WEB, SPA_DOOR, dict(SPA_DOOR, name='admin', port=[2222, 2223], state='absent',
+                                                          hmac_digest_type='sha512', source='10.231.0.0/16')])
+    assert stanzas == [
+        dict(name='ssh_spa', source='ANY', open_ports='tcp/22', key_base64=SPA_KEY, hmac_key_base64=SPA_HMAC,
+             hmac_digest_type='SHA256', fw_access_timeout=45, require_source_address=True, spa_port=62201,
+             ip_version='both', state='present'),
+        dict(name='admin', source='10.231.0.0/16', open_ports='tcp/2222, tcp/2223', key_base64=SPA_KEY,
+             hmac_key_base64=SPA_HMAC, hmac_digest_type='SHA512', fw_access_timeout=45, require_source_address=True,
+             spa_port=62201, ip_version='both', state='absent')]
+    assert fwknop_access_stanzas([SPA_DOOR], '10.231.0.9')[0]['source'] == '10.231.0.9/32'
+    with pytest.raises(AnsibleFilterError, match="door 'ssh_spa': key_base64 is not base64"):
+        fwknop_access_stanzas([dict(SPA_DOOR, key_base64='!' + SPA_KEY[1:])])
+
+
+def test_preflight_passes_spa_doors_and_collisions_see_their_ports():
+    assert door_preflight([WEB, SPA_DOOR]) == []
+    with pytest.raises(AnsibleFilterError, match="door 'web' has a knock step on a port that door 'ssh_spa' protects"):
+        door_preflight([dict(WEB, sequence=[7313, 22, 9421]), SPA_DOOR])

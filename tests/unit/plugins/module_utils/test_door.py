@@ -6,13 +6,15 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import base64
 import itertools
 import random
 
 import pytest
 
 from ansible_collections.portknock.knock.plugins.module_utils.door import (
-    door_collisions, make_door, sequence_order, sequence_warning, sequence_warnings_for)
+    SpaDoor, door_collisions, door_from_dict, is_spa, make_door, sequence_order, sequence_warning,
+    sequence_warnings_for)
 from ansible_collections.portknock.knock.plugins.module_utils.sequence import KnockValueError, parse_sequence
 
 
@@ -170,3 +172,69 @@ def test_several_sources_of_open_ports_are_each_named():
 def test_a_bad_open_port_is_the_projects_error(bad):
     with pytest.raises(KnockValueError):
         door_collisions(doors(SSH), {'the allowlist': bad})
+
+
+# --- SPA doors (issue 14) ---------------------------------------------------------------------
+
+SPA_KEY = base64.b64encode(b'k' * 32).decode()
+SPA_HMAC = base64.b64encode(b'h' * 64).decode()
+SPA = {'name': 'ssh_spa', 'kind': 'spa', 'port': 22, 'key_base64': SPA_KEY, 'hmac_key_base64': SPA_HMAC}
+
+
+def test_spa_door_defaults():
+    got = door_from_dict(SPA)
+    assert is_spa(got) and isinstance(got, SpaDoor) and got.kind == 'spa'
+    assert (got.ports, got.protocol, got.ip_version, got.open_window, got.spa_port, got.hmac_digest_type,
+            got.require_source_address, got.source, got.sequence) == (
+        (22,), 'tcp', 'both', 30, 62201, 'sha256', False, 'ANY', ())
+    assert SPA_KEY not in repr(got) and SPA_HMAC not in repr(got)
+
+
+def test_spa_door_fields():
+    got = door_from_dict(dict(SPA, port=[22, 2222], hmac_digest_type='SHA512', fw_access_timeout=45, spa_port=40111,
+                              require_source_address='yes', source='10.231.0.0/16, fd42:706b:6c61::1',
+                              ip_version='ipv4'))
+    assert (got.ports, got.hmac_digest_type, got.open_window, got.spa_port, got.require_source_address,
+            got.source, got.ip_version) == ((22, 2222), 'sha512', 45, 40111, True,
+                                            ('10.231.0.0/16', 'fd42:706b:6c61::1/128'), 'ipv4')
+    assert door_from_dict(dict(SPA, open_window=45, fw_access_timeout=45)).open_window == 45
+
+
+@pytest.mark.parametrize('change, message', [
+    ({'key_base64': None}, "door 'ssh_spa' is missing key_base64"),
+    ({'hmac_key_base64': None}, 'missing hmac_key_base64'),
+    ({'key_base64': '!' + SPA_KEY[1:]}, "key_base64 is not base64"),
+    ({'key_base64': base64.b64encode(b'k' * 33).decode()}, 'key_base64 must be 1 to 32 bytes long'),
+    ({'hmac_key_base64': SPA_HMAC[:-4] + '*==='}, 'hmac_key_base64 is not base64'),
+    ({'hmac_digest_type': 'sha999'}, "hmac_digest_type 'sha999' is not one of"),
+    ({'sequence': [7313, 4187, 9421]}, 'is kind spa: it has keys, not sequence'),
+    ({'open_window': 30, 'fw_access_timeout': 45}, 'open_window 30 and fw_access_timeout 45 differ'),
+    ({'spa_port': 0}, "spa_port 0 is out of range"),
+    ({'port': 62201, 'protocol': 'udp'}, 'spa_port 62201 is also a protected UDP port'),
+    ({'require_source_address': 'maybe'}, "require_source_address 'maybe' is not a boolean"),
+    ({'source': '10.0.0.300'}, "source '10.0.0.300' is not an address or network"),
+    ({'kind': 'magic'}, "kind 'magic' is not one of knock, spa"),
+])
+def test_bad_spa_doors_name_the_field_never_the_key(change, message):
+    data = dict(SPA)
+    data.update(change)
+    data = dict((k, v) for k, v in data.items() if v is not None)
+    with pytest.raises(KnockValueError) as err:
+        door_from_dict(data)
+    assert message in str(err.value)
+    assert SPA_KEY[1:-2] not in str(err.value) and SPA_HMAC[:-4] not in str(err.value)
+
+
+def test_a_knock_door_with_spa_fields_is_refused():
+    with pytest.raises(KnockValueError, match="door 'ssh' has key_base64: only a door of kind spa has them"):
+        door_from_dict({'name': 'ssh', 'sequence': [7313, 4187, 9421], 'port': 22, 'key_base64': SPA_KEY})
+    assert door_from_dict({'name': 'ssh', 'kind': 'knock', 'sequence': [7313, 4187, 9421], 'port': 22}).ports == (22,)
+
+
+def test_spa_doors_have_no_scan_warning_and_collide_by_their_ports():
+    spa_door = door_from_dict(SPA)
+    assert sequence_warning(spa_door) is None
+    knock = make_door('web', [7313, 22, 9421], 443)
+    assert any("door 'web' has a knock step on a port that door 'ssh_spa' protects" in m
+               for m in door_collisions([spa_door, knock]))
+    assert door_collisions([spa_door, make_door('web', [7313, 4187, 9421], 443)]) == []
