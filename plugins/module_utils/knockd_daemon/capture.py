@@ -30,6 +30,7 @@ SOL_PACKET = 263
 PACKET_IGNORE_OUTGOING = 23
 RECEIVE_BUFFER = 8 * 1024 * 1024
 SNAPLEN = 256   # enough for IP + extension headers + TCP/UDP header
+SPA_SNAPLEN = 2048   # whole SPA datagrams: up to 1500 bytes of payload (spa.MAX_PACKET_LEN) + headers
 SO_ATTACH_FILTER = 26
 SO_DETACH_FILTER = 27
 
@@ -39,13 +40,14 @@ class CaptureError(OSError):
 
 
 class Capture:
-    """AF_PACKET capture on ``interfaces`` (list of names)."""
+    """AF_PACKET capture on ``interfaces`` (list of names); ``snaplen``: bytes kept of each packet."""
 
-    def __init__(self, interfaces, receive_buffer=RECEIVE_BUFFER):
+    def __init__(self, interfaces, receive_buffer=RECEIVE_BUFFER, snaplen=SNAPLEN):
         self.interfaces = list(interfaces)
         self.sockets = []
         self.outgoing_filtered = set()   # sockets the kernel keeps outgoing packets from
-        self._buffer = bytearray(SNAPLEN)
+        self.snaplen = int(snaplen)
+        self._buffer = bytearray(self.snaplen)
         try:
             for name in self.interfaces:
                 sock, filtered = self._open(name, receive_buffer)
@@ -109,9 +111,10 @@ class Capture:
             # Only incoming packets arrive: recv() gives the bytes in one call.
             recv = sock.recv
             append = packets.append
+            snaplen = self.snaplen
             try:
                 for _count in range(limit):
-                    append(recv(SNAPLEN))
+                    append(recv(snaplen))
             except (BlockingIOError, InterruptedError):
                 pass
             return packets

@@ -98,6 +98,16 @@ class DoorCounters:
             return
         self.dirty = True
 
+    def count(self, name, opened=False, refusal=None):
+        """One packet of a one-step door (SPA): a knock, and an open or a refusal (its reason)."""
+        door = self._door(name, 1)
+        door['knocks'][0] += 1
+        if opened:
+            door['opens'] += 1
+        elif refusal:
+            door['refusals'][refusal] = door['refusals'].get(refusal, 0) + 1
+        self.dirty = True
+
     def snapshot(self):
         return {'version': COUNTERS_VERSION, 'pid': os.getpid(), 'started': round(self.started, 3),
                 'updated': round(self.wall_clock(), 3), 'doors': self.doors}

@@ -58,7 +58,8 @@ def _utc_offset():
 
 
 class KnockdLog:
-    def __init__(self, verbose=False, debug=False, stream=None, log_format='knockd'):
+    def __init__(self, verbose=False, debug=False, stream=None, log_format='knockd', ident=SYSLOG_IDENT):
+        self.ident = ident   # syslog ident (portknock-fwknopd: fwknopd's)
         self.json = log_format == 'json'
         self.verbose = verbose
         self.debug = debug
@@ -69,7 +70,7 @@ class KnockdLog:
 
     def open_syslog(self):
         if syslog is not None and not self.use_syslog:
-            syslog.openlog(SYSLOG_IDENT, 0, syslog.LOG_USER)
+            syslog.openlog(self.ident, 0, syslog.LOG_USER)
             self.use_syslog = True
 
     def open_logfile(self, path):

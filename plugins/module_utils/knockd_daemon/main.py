@@ -141,6 +141,7 @@ class Daemon:
         self.stop_requested = False
         self.next_refresh = 0.0
         self.addresses = None
+        self.spa = None          # portknock-fwknopd: its SPA handler (packets to its UDP ports go there)
         self.kernel_doors = {}
         for value in args.kernel_door:
             stanza, door = parse_kernel_door_option(value)
@@ -220,8 +221,9 @@ class Daemon:
 
     def update_watched(self):
         self.watched = self.tracker.ports()
+        ports = [port for port, _proto in self.watched] + sorted(self.spa.ports if self.spa is not None else ())
         if self.capture is not None and not self.args.no_filter:
-            if not self.capture.set_ports(port for port, _proto in self.watched):
+            if not self.capture.set_ports(ports):
                 self.log.dprint('capture filter not attached, filtering in the daemon')
 
     # -- events ------------------------------------------------------------------
@@ -270,10 +272,16 @@ class Daemon:
         """Parse and account packets read together (one expiry pass, events handled after)."""
         watched = self.watched
         debug = self.log.debug
+        spa = self.spa
         packets = []
         for data in datas:
             packet = parse_ip(data)
-            if packet is None or (packet.dport, packet.proto) not in watched:
+            if packet is None:
+                continue
+            if spa is not None and packet.proto == 'udp' and packet.dport in spa.ports:
+                spa.on_packet(data, packet, now)    # SPA: one packet, one decision (fwknopd_main.SpaHandler)
+                continue
+            if (packet.dport, packet.proto) not in watched:
                 continue
             if debug:
                 # only packets to knock ports get here: their port would spell the sequence
