@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, example, given, settings, strategies as st
 
 from ansible_collections.portknock.knock.plugins.module_utils import knock_task
 from ansible_collections.portknock.knock.plugins.module_utils.door import door_from_dict, make_door
+from ansible_collections.portknock.knock.plugins.module_utils import fwknop_conf
 from ansible_collections.portknock.knock.plugins.module_utils.knockd_conf import (
     KnockdConfError, format_value, parse, semantic)
 from ansible_collections.portknock.knock.plugins.module_utils.knockd_daemon.main import Config, ConfigError
@@ -154,6 +155,35 @@ def test_knockd_conf_values(tally, key, value):
 @pytest.mark.parametrize('value', [None, b'[d]\nsequence = 1\n', 7313, ['[d]'], {'a': 1}])
 def test_knockd_conf_parse_not_text(tally, value):
     assert attempt(tally, 'knockd_conf.parse', parse, value) == 'error'
+
+
+FWKNOP_LINES = st.one_of(
+    st.builds(lambda key, sep, value: '%s%s%s' % (key, sep, value),
+              st.sampled_from(sorted(fwknop_conf.ACCESS_KEYS | fwknop_conf.FWKNOPD_KEYS) + ['source', '%include']),
+              st.sampled_from([' ', '\t', '  ', ';', ' ;']), conf_values),
+    st.sampled_from(['SOURCE ANY', 'KEY_BASE64 a2V5a2V5a2V5', 'HMAC_KEY_BASE64 aG1hY2htYWM', '# c', '', '\r',
+                     'OPEN_PORTS tcp/22', 'PCAP_FILTER udp port 62201', 'SOURCE ::/0, 10.0.0.0/255.0.0.0']),
+    st.text(st.characters(codec=None, categories=None, exclude_characters='\n'), max_size=15),
+)
+
+
+@SETTINGS
+@given(st.one_of(st.lists(FWKNOP_LINES, max_size=12).map('\n'.join), st.binary(max_size=60), values))
+def test_fwknop_conf_parse(tally, text):
+    """fwknopd.conf / access.conf (module_utils/fwknop_conf.py): semantic and round trip."""
+    attempt(tally, 'fwknop_conf.parse_access_conf', fwknop_conf.parse_access_conf, text)
+    attempt(tally, 'fwknop_conf.parse_fwknopd_conf', fwknop_conf.parse_fwknopd_conf, text)
+    if attempt(tally, 'fwknop_conf.AccessConf', fwknop_conf.AccessConf, text) == 'accepted' and isinstance(text, str):
+        assert fwknop_conf.AccessConf(text).render() == text
+
+
+@SETTINGS
+@given(st.sampled_from(sorted(fwknop_conf.ACCESS_KEYS - {'SOURCE'})), values)
+def test_fwknop_conf_set_stanza_values(tally, key, value):
+    conf = fwknop_conf.AccessConf('SOURCE ANY\nKEY_BASE64 a2V5a2V5a2V5\n')
+    attempt(tally, 'fwknop_conf.AccessConf.set_stanza', conf.set_stanza, 'ANY', {key: value})
+    attempt(tally, 'fwknop_conf.parse_open_ports', fwknop_conf.parse_open_ports, value)
+    attempt(tally, 'fwknop_conf.parse_source', fwknop_conf.parse_source, value)
 
 
 def _load_config(tally, tmp_path_factory, data):
