@@ -1,0 +1,462 @@
+#!/usr/bin/env python3
+# Copyright: portknock.knock contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Benchmark: Debian's fwknopd 2.6.10 vs the bundled drop-in (scripts/portknock-fwknopd), SPA.
+
+    python3 benchmarks/spa_vs_fwknopd.py [--quick] [--only fwknopd|bundled]   (repo root, as root)
+
+Runs in two network namespaces joined by a veth pair (tests/integration/netns_lab.py:
+lab address block 250, removed on exit, also on failure or a signal).  Both daemons, one
+after the other, get the same fwknopd.conf and access.conf (``SOURCE ANY``, ``OPEN_PORTS
+tcp/2200``, random keys written 0600 and never printed, ``FW_ACCESS_TIMEOUT 3``), on
+the server namespace, where port 2200 has a listener and is DROPped otherwise:
+
+1. SPA-to-open latency: from the moment the SPA packet (the collection's codec,
+   plugins/module_utils/spa.py) left a fresh source address of the client namespace to the
+   moment a TCP connection from that address to port 2200 is accepted (non-blocking connect
+   probes, benchmarks/lab_knock_client.probe_until_open), random gaps of 50-300 ms;
+2. legit SPA opened while junk UDP (random base64 text of SPA length) hits the SPA port at
+   increasing rates up to the sender's maximum (the achieved rate is printed);
+3. RSS of the daemon idle and after each flood step;
+4. CPU seconds (user + system) of the daemon per 100k packets sent at it.
+
+It prints numbers and ratios; it asserts nothing.  See benchmarks/README.md.
+"""
+
+import argparse
+import atexit
+import base64
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+HERE = os.path.dirname(os.path.abspath(__file__))
+SPA_PORT = 62201
+PROTECTED = 2200
+ACCESS_TIMEOUT = 3
+FWKNOPD = shutil.which('fwknopd') or '/usr/sbin/fwknopd'
+BUNDLED = os.path.join(REPO, 'scripts', 'portknock-fwknopd')
+
+LISTENER = """
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(('0.0.0.0', %d))
+s.listen(4096)
+while True:
+    c, _a = s.accept()
+    c.close()
+""" % PROTECTED
+
+
+def say(message):
+    print(message, flush=True)
+
+
+def percentile(values, fraction):
+    ordered = sorted(values)
+    if not ordered:
+        return float('nan')
+    return ordered[min(len(ordered) - 1, max(0, int(round(fraction * (len(ordered) - 1)))))]
+
+
+# -- the parts that run inside the client namespace (this script, re-executed) -----------------
+def collections_dir(work):
+    """A directory holding ansible_collections/portknock/knock -> this repository."""
+    base = os.path.join(work, 'collections', 'ansible_collections', 'portknock')
+    if not os.path.isdir(base):
+        os.makedirs(base)
+        os.symlink(REPO, os.path.join(base, 'knock'))
+    return os.path.join(work, 'collections')
+
+
+def client_trials(args):
+    """Send one SPA packet per trial from the next source; print [{source, ok, ms}]."""
+    sys.path.insert(0, args.collections)
+    sys.path.insert(0, HERE)
+    from ansible_collections.portknock.knock.plugins.module_utils import spa
+    from lab_knock_client import probe_until_open
+    with open(args.keys) as handle:
+        keys = json.load(handle)
+    key, hmac_key = base64.b64decode(keys['key']), base64.b64decode(keys['hmac_key'])
+    rng = random.Random(args.seed)
+    results = []
+    sources = args.sources.split(',')
+    for trial in range(args.count):
+        source = sources[trial % len(sources)]
+        time.sleep(rng.uniform(args.gap_min, args.gap_max))
+        data = spa.encode(source, 'tcp/%d' % args.port, key, hmac_key).encode('ascii')
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            sock.bind((source, 0))
+            sock.sendto(data, (args.server, args.spa_port))
+            sent = time.perf_counter()
+        finally:
+            sock.close()
+        opened = probe_until_open(args.server, args.port, source, sent + args.timeout, 0.00025)
+        results.append({'source': source, 'ok': opened is not None,
+                        'ms': None if opened is None else round((opened - sent) * 1000.0, 3)})
+    print(json.dumps(results))
+
+
+def client_flood(args):
+    """Junk UDP to the SPA port at ``rate`` pps (0: as fast as possible) until the stop file exists."""
+    rng = random.Random()
+    alphabet = b'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/'
+    junk = [bytes(rng.choice(alphabet) for _ in range(rng.randint(150, 220))) for _ in range(512)]
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind((args.source, 0))
+    target = (args.server, args.spa_port)
+    sent, batch = 0, 32
+    start = time.perf_counter()
+    deadline = start + args.duration
+    next_check = start
+    while True:
+        now = time.perf_counter()
+        if now >= next_check:
+            if os.path.exists(args.stop) or now >= deadline:
+                break
+            next_check = now + 0.05
+        if args.rate:
+            due = start + sent / float(args.rate)
+            if due > now:
+                time.sleep(min(0.01, due - now))
+                continue
+        for i in range(batch):
+            try:
+                sock.sendto(junk[(sent + i) & 511], target)
+            except (BlockingIOError, OSError):
+                pass
+        sent += batch
+    seconds = time.perf_counter() - start
+    print(json.dumps({'sent': sent, 'seconds': round(seconds, 3), 'pps': round(sent / seconds, 1)}))
+
+
+# -- the namespaces and the daemons -------------------------------------------------------------
+def netns_pair():
+    sys.path.insert(0, os.path.join(REPO, 'tests', 'integration'))
+    try:
+        from netns_lab import netns_pair as pair
+    finally:
+        sys.path.pop(0)
+    return pair
+
+
+def write_private(path, text):
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, 'w') as handle:
+        handle.write(text)
+    return path
+
+
+def proc_stats(pid):
+    """(rss KiB, cpu seconds) of ``pid``."""
+    with open('/proc/%d/status' % pid) as handle:
+        rss = int([line for line in handle if line.startswith('VmRSS')][0].split()[1])
+    with open('/proc/%d/stat' % pid) as handle:
+        fields = handle.read().rsplit(')', 1)[1].split()
+    return rss, (int(fields[11]) + int(fields[12])) / float(os.sysconf('SC_CLK_TCK'))
+
+
+class DaemonLog(threading.Thread):
+    """A daemon's output: the first lines kept (start-up, errors), the rest only counted
+    (under a flood a line per refused packet would fill the disk)."""
+
+    def __init__(self, stream, keep=60):
+        threading.Thread.__init__(self, daemon=True)
+        self.stream, self.keep, self.head, self.lines = stream, keep, [], 0
+        self.start()
+
+    def run(self):
+        pending = b''
+        while True:
+            chunk = self.stream.read1(65536) if hasattr(self.stream, 'read1') else self.stream.read(65536)
+            if not chunk:
+                break
+            self.lines += chunk.count(b'\n')
+            if len(self.head) < self.keep:
+                pending += chunk
+                parts = pending.split(b'\n')
+                pending = parts.pop()
+                self.head.extend(p.decode('utf-8', 'replace') for p in parts[:self.keep - len(self.head)])
+
+    def text(self):
+        return '\n'.join(self.head)
+
+
+class Daemon:
+    def __init__(self, name, argv_of, pidfile_name):
+        self.name, self.argv_of, self.pidfile_name = name, argv_of, pidfile_name
+        self.proc = None
+        self.pid = None
+
+    def start(self, bench):
+        run_dir = os.path.join(bench.work, 'run-' + self.name)
+        shutil.rmtree(run_dir, ignore_errors=True)
+        os.mkdir(run_dir, 0o700)
+        conf = write_private(os.path.join(bench.work, 'fwknopd.conf'),
+                             'PCAP_INTF %s;\nPCAP_FILTER udp port %d;\nFWKNOP_RUN_DIR %s;\n'
+                             'ENABLE_IPT_FORWARDING N;\nENABLE_DIGEST_PERSISTENCE Y;\n'
+                             % (bench.server.dev, SPA_PORT, run_dir))
+        pidfile = os.path.join(run_dir, self.pidfile_name)
+        argv = self.argv_of(conf, bench.access, bench.server.dev, pidfile, os.path.join(run_dir, 'digest.cache'))
+        bench.server.run('iptables -w -F INPUT; iptables -w -A INPUT -p tcp --dport %d -j DROP' % PROTECTED,
+                         check=True)
+        self.proc = bench.server.spawn(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        bench.children.append(self.proc)
+        self.log = DaemonLog(self.proc.stdout)
+        self.pid = self.proc.pid      # ip netns exec execs the daemon: the same process
+        return self.pid
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if getattr(self, 'log', None):
+            self.log.join(5)
+
+
+def fwknopd_argv(conf, access, dev, pidfile, digest):
+    return [FWKNOPD, '-f', '-c', conf, '-a', access, '-i', dev, '-p', pidfile, '-d', digest]
+
+
+def bundled_argv(conf, access, dev, pidfile, digest):
+    return [sys.executable, BUNDLED, '-f', '-c', conf, '-a', access, '-i', dev, '-p', pidfile, '-d', digest]
+
+
+class Bench:
+    def __init__(self, server, client, work):
+        self.server, self.client, self.work = server, client, work
+        self.children = []
+        self.collections = collections_dir(work)
+        key, hmac_key = os.urandom(32), os.urandom(64)
+        self.keys = write_private(os.path.join(work, 'keys.json'), json.dumps(
+            {'key': base64.b64encode(key).decode(), 'hmac_key': base64.b64encode(hmac_key).decode()}))
+        self.access = write_private(os.path.join(work, 'access.conf'),
+                                    'SOURCE ANY\nOPEN_PORTS tcp/%d\nKEY_BASE64 %s\nHMAC_KEY_BASE64 %s\n'
+                                    'HMAC_DIGEST_TYPE SHA256\nFW_ACCESS_TIMEOUT %d\n'
+                                    % (PROTECTED, base64.b64encode(key).decode(),
+                                       base64.b64encode(hmac_key).decode(), ACCESS_TIMEOUT))
+        listener = os.path.join(work, 'listener.py')
+        with open(listener, 'w') as handle:
+            handle.write(LISTENER)
+        self.children.append(server.spawn([sys.executable, listener]))
+
+    def sources(self, count):
+        """``count`` addresses of block 250 added to the client's veth (/32), routed back by the server."""
+        taken = set([self.server.addr4, self.client.addr4])
+        pair = int(self.server.addr4.rsplit('.', 1)[1]) // 4 * 4       # the pair's /30
+        free = ['10.231.250.%d' % n for n in range(1, 255) if not pair <= n < pair + 4]
+        free = [a for a in free if a not in taken][:count]
+        if len(free) < count:
+            raise RuntimeError('not enough addresses')
+        self.client.run('; '.join('ip addr add %s/32 dev %s' % (a, self.client.dev) for a in free), check=True)
+        self.server.run('ip route replace 10.231.250.0/24 dev %s' % self.server.dev, check=True)
+        return free
+
+    def trials(self, sources, count, timeout=1.5, gap=(0.05, 0.3)):
+        out = self.client.run('%s %s trials --collections %s --keys %s --server %s --port %d --spa-port %d '
+                              '--sources %s --count %d --gap-min %s --gap-max %s --timeout %s'
+                              % (sys.executable, os.path.abspath(__file__), self.collections, self.keys,
+                                 self.server.addr4, PROTECTED, SPA_PORT, ','.join(sources), count, gap[0], gap[1],
+                                 timeout), timeout=900)
+        lines = out.stdout.strip().splitlines()
+        if not lines or not lines[-1].startswith('['):
+            raise RuntimeError('client trials failed:\n%s' % out.stdout[-2000:])
+        return json.loads(lines[-1])
+
+
+def wait_ready(bench, source):
+    for _attempt in range(30):
+        if bench.trials([source], 1, timeout=1.0, gap=(0.2, 0.2))[0]['ok']:
+            time.sleep(ACCESS_TIMEOUT + 2.0)   # its door closes
+            return True
+    return False
+
+
+def flood_step(bench, daemon, rate, knocks, sources, rows):
+    stop = os.path.join(bench.work, 'flood.stop')
+    if os.path.exists(stop):
+        os.unlink(stop)
+    before = proc_stats(daemon.pid)
+    proc = bench.client.spawn([sys.executable, os.path.abspath(__file__), 'flood', '--server', bench.server.addr4,
+                               '--spa-port', str(SPA_PORT), '--source', bench.client.addr4, '--rate', str(rate),
+                               '--duration', '300', '--stop', stop], stdout=subprocess.PIPE,
+                              universal_newlines=True)
+    bench.children.append(proc)
+    try:
+        time.sleep(1.0)
+        trials = bench.trials(sources, knocks)
+    finally:
+        open(stop, 'w').close()
+        out, _err = proc.communicate(timeout=60)
+    flood = json.loads(out.strip().splitlines()[-1]) if out.strip() else {'sent': 0, 'pps': 0, 'seconds': 0}
+    time.sleep(ACCESS_TIMEOUT + 1.5)
+    after = proc_stats(daemon.pid)
+    packets = flood['sent'] + len(trials)
+    ok = sum(1 for t in trials if t['ok'])
+    row = {'rate': rate, 'pps': flood['pps'], 'sent': flood['sent'], 'ok': ok, 'knocks': len(trials),
+           'rss_kib': after[0], 'cpu_s': round(after[1] - before[1], 3),
+           'cpu_per_100k': round((after[1] - before[1]) * 100000.0 / packets, 3) if packets else None,
+           'open_ms_p50': statistics.median([t['ms'] for t in trials if t['ok']]) if ok else None}
+    rows.append(row)
+    say('  flood %-6s achieved %8.0f pps: %2d/%2d SPA opened (%5.1f %%), RSS %6.1f MiB, CPU %.3f s/100k pkts'
+        % (rate or 'max', flood['pps'], ok, len(trials), 100.0 * ok / max(1, len(trials)), after[0] / 1024.0,
+           row['cpu_per_100k'] or 0))
+    return row
+
+
+def measure(bench, daemon, fresh, pool, plan):
+    say('== %s' % daemon.name)
+    daemon.start(bench)
+    try:
+        time.sleep(1.0)
+        if daemon.proc.poll() is not None:
+            raise RuntimeError('%s exited (%s):\n%s' % (daemon.name, daemon.proc.returncode, daemon.log.text()))
+        if not wait_ready(bench, pool[0]):
+            raise RuntimeError('%s never opened the door:\n%s' % (daemon.name, daemon.log.text()))
+        idle = proc_stats(daemon.pid)
+        say('  idle RSS %.1f MiB' % (idle[0] / 1024.0))
+        trials = bench.trials(fresh, len(fresh))
+        times = [t['ms'] for t in trials if t['ok']]
+        result = {'name': daemon.name, 'idle_rss_kib': idle[0], 'latency_ok': len(times), 'latency_n': len(trials),
+                  'p50': statistics.median(times) if times else float('nan'), 'p90': percentile(times, 0.9),
+                  'flood': []}
+        say('  SPA-to-open over %d fresh sources: p50 %.2f ms, p90 %.2f ms (%d/%d opened)'
+            % (len(trials), result['p50'], result['p90'], len(times), len(trials)))
+        time.sleep(ACCESS_TIMEOUT + 1.0)
+        offset = 1
+        for rate in plan['rates']:
+            sources = [pool[(offset + i) % len(pool)] for i in range(plan['flood_knocks'])]
+            offset += plan['flood_knocks']
+            flood_step(bench, daemon, rate, plan['flood_knocks'], sources, result['flood'])
+        result['log_lines'] = daemon.log.lines
+        return result
+    finally:
+        daemon.stop()
+
+
+def report(results, plan):
+    say('')
+    say('== summary (%s; load average %s)' % (time.strftime('%Y-%m-%d %H:%M'), ' '.join(
+        open('/proc/loadavg').read().split()[:3])))
+    say('%-12s %9s %9s %9s %12s' % ('', 'p50 ms', 'p90 ms', 'opened', 'idle RSS MiB'))
+    for r in results:
+        say('%-12s %9.2f %9.2f %5d/%-3d %12.1f' % (r['name'], r['p50'], r['p90'], r['latency_ok'], r['latency_n'],
+                                                  r['idle_rss_kib'] / 1024.0))
+    if len(results) == 2:
+        base, new = results
+        say('')
+        say('latency %s/%s: p50 %.3fx, p90 %.3fx (target p50 <= 0.1x)' % (
+            new['name'], base['name'], new['p50'] / base['p50'], new['p90'] / base['p90']))
+        say('')
+        say('%-8s | %-42s | %-42s' % ('flood', base['name'], new['name']))
+        say('%-8s | %9s %7s %8s %14s | %9s %7s %8s %14s' % (
+            'target', 'pps', 'opened', 'RSS MiB', 'CPU s/100k', 'pps', 'opened', 'RSS MiB', 'CPU s/100k'))
+        for a, b in zip(base['flood'], new['flood']):
+            say('%-8s | %9.0f %6.0f%% %8.1f %14.3f | %9.0f %6.0f%% %8.1f %14.3f' % (
+                a['rate'] or 'max',
+                a['pps'], 100.0 * a['ok'] / max(1, a['knocks']), a['rss_kib'] / 1024.0, a['cpu_per_100k'] or 0,
+                b['pps'], 100.0 * b['ok'] / max(1, b['knocks']), b['rss_kib'] / 1024.0, b['cpu_per_100k'] or 0))
+    say('')
+    say(json.dumps({'plan': plan, 'results': results}))
+
+
+PLANS = {
+    'full': {'latency_knocks': 40, 'flood_knocks': 20, 'rates': [1000, 5000, 20000, 50000, 0, 0]},
+    'quick': {'latency_knocks': 30, 'flood_knocks': 10, 'rates': [5000, 0]},
+}
+
+
+def main():
+    if len(sys.argv) > 1 and sys.argv[1] in ('trials', 'flood'):
+        sub = argparse.ArgumentParser()
+        sub.add_argument('what')
+        sub.add_argument('--server', required=True)
+        sub.add_argument('--spa-port', type=int, default=SPA_PORT)
+        if sys.argv[1] == 'trials':
+            for name in ('--collections', '--keys', '--sources'):
+                sub.add_argument(name, required=True)
+            sub.add_argument('--port', type=int, required=True)
+            sub.add_argument('--count', type=int, required=True)
+            sub.add_argument('--gap-min', type=float, default=0.05)
+            sub.add_argument('--gap-max', type=float, default=0.3)
+            sub.add_argument('--timeout', type=float, default=1.5)
+            sub.add_argument('--seed', type=int, default=None)
+            return client_trials(sub.parse_args())
+        sub.add_argument('--source', required=True)
+        sub.add_argument('--rate', type=int, default=0)
+        sub.add_argument('--duration', type=float, default=60)
+        sub.add_argument('--stop', required=True)
+        return client_flood(sub.parse_args())
+
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n', maxsplit=1)[0])
+    parser.add_argument('--quick', action='store_true', help='fewer flood steps and packets (smoke run)')
+    parser.add_argument('--only', action='append', default=[], choices=['fwknopd', 'bundled'])
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        raise SystemExit('run as root (network namespaces)')
+    plan = PLANS['quick' if args.quick else 'full']
+    daemons = []
+    if not args.only or 'fwknopd' in args.only:
+        if not os.path.exists(FWKNOPD):
+            raise SystemExit('Debian fwknopd (fwknop-server) is not installed')
+        daemons.append(Daemon('fwknopd', fwknopd_argv, 'fwknopd.pid'))
+    if not args.only or 'bundled' in args.only:
+        if os.path.exists(BUNDLED):
+            daemons.append(Daemon('bundled', bundled_argv, 'fwknopd.pid'))
+        else:
+            say('(no %s yet: the bundled daemon is not measured)' % BUNDLED)
+
+    def on_signal(signum, _frame):
+        for other in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+            signal.signal(other, signal.SIG_IGN)   # let the teardown finish
+        raise KeyboardInterrupt('signal %d' % signum)
+    for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        signal.signal(signum, on_signal)
+
+    started = time.monotonic()
+    work = tempfile.mkdtemp(prefix='pkbench-spa-')
+    os.chmod(work, 0o700)
+    atexit.register(shutil.rmtree, work, True)
+    bench = None
+    try:
+        with netns_pair()('spab') as (server, client):
+            bench = Bench(server, client, work)
+            atexit.register(lambda: [p.kill() for p in bench.children if p.poll() is None])
+            say('namespaces: server %s (%s), client %s; load average %s' % (
+                server.addr4, server.name, client.addr4, ' '.join(open('/proc/loadavg').read().split()[:3])))
+            addresses = bench.sources(plan['latency_knocks'] * len(daemons) + 60)
+            results = []
+            for number, daemon in enumerate(daemons):
+                fresh = addresses[number * plan['latency_knocks']:(number + 1) * plan['latency_knocks']]
+                pool = addresses[len(daemons) * plan['latency_knocks']:]
+                results.append(measure(bench, daemon, fresh, pool, plan))
+            report(results, plan)
+    finally:
+        for daemon in daemons:
+            daemon.stop()
+        if bench is not None:
+            for proc in bench.children:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+        say('(%.0f s)' % (time.monotonic() - started))
+
+
+if __name__ == '__main__':
+    main()
