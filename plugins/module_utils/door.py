@@ -203,14 +203,14 @@ def door_from_dict(data):
         raise KnockValueError('a door must be a dict, not %s' % type(data).__name__)
     kind = data.get('kind', 'knock')
     if kind not in DOOR_KINDS:
-        raise KnockValueError('door %s: kind %s is not one of %s' % (show(data.get('name')), show(kind),
-                                                                      ', '.join(DOOR_KINDS)))
+        raise KnockValueError('door %s: kind %s is not one of %s'
+                              % (show(data.get('name')), show(kind), ', '.join(DOOR_KINDS)))
     if kind == 'spa':
         return _spa_door_from_dict(data)
     spa_only = [key for key in SPA_KEYS if data.get(key) is not None]
     if spa_only:
-        raise KnockValueError('door %s has %s: only a door of kind spa has them' % (show(data.get('name')),
-                                                                                   ', '.join(spa_only)))
+        raise KnockValueError('door %s has %s: only a door of kind spa has them'
+                              % (show(data.get('name')), ', '.join(spa_only)))
     kwargs = dict((key, data[key]) for key in known if data.get(key) is not None)
     missing = [key for key in ('name', 'sequence', 'port') if key not in kwargs]
     if missing:

@@ -177,8 +177,9 @@ def test_door_spa_settings_and_kind():
 
 
 def test_fwknop_access_stanzas():
-    stanzas = fwknop_access_stanzas([WEB, SPA_DOOR, dict(SPA_DOOR, name='admin', port=[2222, 2223], state='absent',
-                                                          hmac_digest_type='sha512', source='10.231.0.0/16')])
+    admin = dict(SPA_DOOR, name='admin', port=[2222, 2223], state='absent', hmac_digest_type='sha512',
+                 source='10.231.0.0/16')
+    stanzas = fwknop_access_stanzas([WEB, SPA_DOOR, admin])
     assert stanzas == [
         dict(name='ssh_spa', source='ANY', open_ports='tcp/22', key_base64=SPA_KEY, hmac_key_base64=SPA_HMAC,
              hmac_digest_type='SHA256', fw_access_timeout=45, require_source_address=True, spa_port=62201,
