@@ -85,8 +85,8 @@ class IptablesBackend(object):
             rc, out, err = self.run([save, '-t', recent_rules.TABLE])
             if rc != 0:
                 raise BackendError('%s failed: %s' % (save, (err or out).strip()))
-            for door in doors:
-                state[door.name][family] = recent_rules.live_state(out, door)
+            for name, lines in recent_rules.live_states(out, doors).items():
+                state[name][family] = lines
         return state
 
     def wanted(self, door, present):
@@ -102,22 +102,21 @@ class IptablesBackend(object):
     def apply_many(self, items):
         """Take every door of ``items`` (``(door, wanted, live)``) to its wanted lines: one atomic
         ``iptables-restore --noflush`` per family for all of them (python-iptables: one ``commit()``
-        per door and family).  Jumps the doors lack are inserted so that they read in list order."""
+        per family for all of them).  Jumps the doors lack are inserted so that they read in list order."""
         for family in FAMILIES:
             todo = [(door, wanted, live) for door, wanted, live in items if wanted[family] != live[family]]
             if not todo:
                 continue
             if self.iptc is not None:
-                for door, wanted, live in todo:
-                    keep = bool(wanted[family])
-                    try:
-                        iptc_rules.write_door(self.iptc, family, recent_rules.HOOK_CHAIN,
-                                              recent_rules.owned_chains(door),
-                                              recent_rules.chain_rules(door, family) if keep else [],
-                                              recent_rules.chain_name(door), keep)
-                    except Exception as exc:
-                        raise BackendError('python-iptables could not write the %s door %s: %s'
-                                           % (family, door.name, exc))
+                specs = [(recent_rules.owned_chains(door),
+                          recent_rules.chain_rules(door, family) if wanted[family] else [],
+                          recent_rules.chain_name(door), bool(wanted[family])) for door, wanted, _live in todo]
+                try:
+                    iptc_rules.write_doors(self.iptc, family, recent_rules.HOOK_CHAIN, specs)
+                except Exception as exc:
+                    raise BackendError('python-iptables could not write the %s door%s %s (its %s rules were left '
+                                       'as they were): %s' % (family, 's' if len(todo) > 1 else '',
+                                                              ', '.join(door.name for door, _w, _l in todo), family, exc))
                 continue
             # -I INPUT 1 puts each jump on top: the last door's first, so the list's first ends on top
             bodies = [recent_rules.restore_script(door, family, live[family], bool(wanted[family]))

@@ -224,6 +224,23 @@ def table_listings(ruleset_text):
     return tables
 
 
+_TABLE_HEADER = re.compile(r'^table (ip|ip6|inet|arp|bridge|netdev) ([A-Za-z][A-Za-z0-9_.-]*) \{(?:\s+# handle \d+)?$')
+
+
+def listed_tables(text):
+    """['<family> <name>', ...] of the ``table ... {`` headers of nft listing ``text`` (``list
+    chains``, ``list ruleset``, ``list table``), in order; None when a header is not one nft reads
+    back as it is (a name that would need quoting)."""
+    names = []
+    for line in text.splitlines():
+        if line.startswith('table '):
+            match = _TABLE_HEADER.match(line)
+            if not match:
+                return None
+            names.append('%s %s' % match.groups())
+    return names
+
+
 def priority_value(text):
     """``filter - 10`` -> -10, ``-200`` -> -200; None when nft printed something else."""
     match = re.match(r'^\s*(-?\d+|[a-z]+)(?:\s*([+-])\s*(\d+))?\s*$', text)

@@ -4,8 +4,9 @@
 # PRIVATE to the collection portknock.knock: not a public API, may change without notice
 """Read and apply a door's native nftables table (the ``nftables`` backend).
 
-The table comes from nft_rules.  The live table is read with ``nft -t list
-table`` (``-t``: without the addresses currently in the sets) and compared with
+The table comes from nft_rules.  The live tables are read as ``nft -a -t list
+ruleset`` prints them (``-t``: without the addresses currently in the sets; read
+table by table in one ``nft -i``, see ``_list_tables_one_by_one``) and compared with
 the wanted text; a change is one ``nft -f -`` transaction that deletes and
 recreates (or only deletes) the door's table.
 
@@ -63,10 +64,33 @@ class NftablesBackend(object):
         return '%s (%s, table %s %s)' % (self.name, self.version, nft_rules.TABLE_FAMILY, nft_rules.TABLE_PREFIX + '<name>')
 
     def _read_ruleset(self):
-        rc, out, err = self.run([self.nft, '-a', '-t', 'list', 'ruleset'])
-        if rc != 0:
-            raise BackendError('nft list ruleset failed: %s' % (err or out).strip())
+        out = self._list_tables_one_by_one()
+        if out is None:
+            rc, out, err = self.run([self.nft, '-a', '-t', 'list', 'ruleset'])
+            if rc != 0:
+                raise BackendError('nft list ruleset failed: %s' % (err or out).strip())
         self._chains = nft_rules.parse_ruleset(out)
+        return out
+
+    def _list_tables_one_by_one(self):
+        """The text of ``nft -a -t list ruleset``, read in two cheap calls: the table names
+        (``nft -a list chains``, no rules), then every table with ``list table`` commands on the
+        standard input of ONE ``nft -a -t -i``.  nft 1.0.x builds its cache of every rule of every
+        table for ``list ruleset`` in time that grows faster than the number of rules; ``list
+        table`` caches only that table (50 doors: about 7 times less CPU).  None when this way
+        fails in any way (a table gone in between, an nft without ``-i``): the caller reads the
+        whole ruleset then."""
+        rc, out, err = self.run([self.nft, '-a', 'list', 'chains'])
+        if rc != 0 or err.strip():
+            return None
+        names = nft_rules.listed_tables(out)
+        if names is None:
+            return None
+        if not names:
+            return ''
+        rc, out, err = self.run([self.nft, '-a', '-t', '-i'], data=''.join('list table %s\n' % name for name in names))
+        if rc != 0 or err.strip() or nft_rules.listed_tables(out) != names:
+            return None
         return out
 
     def live(self, door):

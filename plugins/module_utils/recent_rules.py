@@ -192,12 +192,27 @@ def live_state(save_text, door):
     then ``-N`` for each owned chain that exists, then the owned chains'
     rules in table order.  Other tables, chains and rules are ignored.
     """
-    chains = owned_chains(door)
-    jump = jump_rule(door)
+    return live_states(save_text, [door])[door.name]
+
+
+def live_states(save_text, doors):
+    """{door name: ``live_state``} of every door of ``doors``, the save text parsed once (one
+    ``iptables-save`` read for many doors: not one parse per door)."""
     table = parse_save(save_text)
-    return ([line for line in table.rules if line == jump]
-            + ['-N %s' % chain for chain in chains if chain in table.chains]
-            + [line for line in table.rules if rule_chain(line) in chains])
+    declared = set(table.chains)
+    same_lines, by_chain = collections.defaultdict(int), collections.defaultdict(list)
+    for position, line in enumerate(table.rules):
+        same_lines[line] += 1
+        by_chain[rule_chain(line)].append((position, line))
+    states = {}
+    for door in doors:
+        chains = owned_chains(door)
+        jump = jump_rule(door)
+        owned = sorted(item for chain in set(chains) for item in by_chain.get(chain, []))   # table order
+        states[door.name] = ([jump] * same_lines.get(jump, 0)
+                             + ['-N %s' % chain for chain in chains if chain in declared]
+                             + [line for _position, line in owned])
+    return states
 
 
 def restore_script(door, family, live_lines, present=True):

@@ -12,6 +12,8 @@ from ansible_collections.portknock.knock.plugins.module_utils.iptables_backend i
 from ansible_collections.portknock.knock.plugins.module_utils import nft_rules as nr
 from ansible_collections.portknock.knock.plugins.module_utils.nftables_backend import NftablesBackend
 
+from fake_firewall import nft_reads
+
 DOOR = make_door('ssh', [7313, 4187, 9421], 22)
 DROP_POLICY = '''table inet filter { # handle 1
 \tchain input { # handle 1
@@ -48,8 +50,9 @@ class FakeNft(object):
     def run(self, args, data=None):
         if args[1:] == ['--version']:
             return 0, 'nftables v1.0.6 (Lester Gooch #5)\n', ''
-        if args[1:] == ['-a', '-t', 'list', 'ruleset']:
-            return 0, self._ruleset(), ''
+        read = nft_reads(args, data, self._ruleset())
+        if read is not None:
+            return read
         if args[1:4] == ['-t', 'list', 'table']:
             if self.door_table:
                 return 0, nr.table_text(DOOR), ''
@@ -157,12 +160,66 @@ def test_ruleset_unreadable_is_an_error():
     real = nft.run
 
     def run(args, data=None):
-        if 'ruleset' in args:
+        if 'list' in args or '-i' in args:
             return 1, '', 'Error: Operation not permitted'
         return real(args, data)
     with pytest.raises(BackendError) as err:
         NftablesBackend(run, nft.which).live(DOOR)
     assert 'list ruleset' in str(err.value)
+
+
+class RecordingNft(FakeNft):
+    """FakeNft that records its calls; ``broken`` makes the table-by-table read fail that way."""
+
+    def __init__(self, *args, **kwargs):
+        self.broken = kwargs.pop('broken', None)
+        super(RecordingNft, self).__init__(*args, **kwargs)
+        self.calls = []
+
+    def run(self, args, data=None):
+        self.calls.append(args[1:])
+        if self.broken == 'chains' and args[1:] == ['-a', 'list', 'chains']:
+            return 1, '', 'Error: Operation not supported'
+        if self.broken == 'gone' and args[1:] == ['-a', '-t', '-i']:
+            rc, out, err = super(RecordingNft, self).run(args, data)
+            return 0, out[:out.index('table inet portknock_ssh')], 'Error: No such file or directory'
+        if self.broken == 'no-cli' and args[1:] == ['-a', '-t', '-i']:
+            return 1, '', 'Error: interactive CLI not supported in this build'
+        if self.broken == 'quoted' and args[1:] == ['-a', 'list', 'chains']:
+            return 0, 'table inet "odd name" {\n}\n', ''
+        return super(RecordingNft, self).run(args, data)
+
+
+def test_the_ruleset_is_read_table_by_table_in_one_nft():
+    """Two cheap calls (table names, then every table in one ``nft -i``), never ``list ruleset``:
+    nft 1.0.x lists the whole ruleset in time that grows faster than its rules."""
+    nft = RecordingNft(DROP_POLICY, door_table=True, host_rule_handle=7)
+    b = backend(nft, True)
+    live = b.live(DOOR)
+    reads = [args for args in nft.calls if args != ['--version']]
+    assert reads == [['-a', 'list', 'chains'], ['-a', '-t', '-i']]
+    assert live['host'] == ['inet filter input: %s' % nr.integration_rule(DOOR)]
+    assert b.wanted(DOOR, True) == live
+    # the same state as from the whole ruleset, read the old way
+    whole = RecordingNft(DROP_POLICY, door_table=True, host_rule_handle=7, broken='chains')
+    assert backend(whole, True).live(DOOR) == live
+    assert ['-a', '-t', 'list', 'ruleset'] in whole.calls
+
+
+@pytest.mark.parametrize('broken', ['chains', 'gone', 'no-cli', 'quoted'])
+def test_a_failed_table_by_table_read_falls_back_to_the_whole_ruleset(broken):
+    nft = RecordingNft(DROP_POLICY, door_table=True, host_rule_handle=7, broken=broken)
+    b = backend(nft, True)
+    live = b.live(DOOR)
+    assert nft.calls[-1] == ['-a', '-t', 'list', 'ruleset']
+    assert live['host'] == ['inet filter input: %s' % nr.integration_rule(DOOR)]
+    assert live['inet'] and b.wanted(DOOR, True) == live
+
+
+def test_empty_ruleset_needs_no_table_read():
+    nft = RecordingNft()
+    assert backend(nft).live(DOOR) == {'inet': []}
+    assert [args for args in nft.calls if args != ['--version']] == [['-a', 'list', 'chains']]
 
 
 class CountingNft(FakeNft):

@@ -19,6 +19,39 @@ from ansible_collections.portknock.knock.plugins.module_utils import nft_rules
 BINS = ['iptables', 'iptables-nft-save', 'iptables-nft-restore', 'ip6tables-nft-save', 'ip6tables-nft-restore', 'nft']
 
 
+def nft_reads(args, data, ruleset):
+    """nft's answer (rc, out, err) to the backend's reads of ``ruleset`` (``nft -a -t list ruleset``
+    text), or None when ``args`` is no read: the whole ruleset, ``-a list chains`` (here only the
+    table headers, all the backend reads of it) and ``list table`` commands on ``-a -t -i``."""
+    if args[1:] == ['-a', '-t', 'list', 'ruleset']:
+        return 0, ruleset, ''
+    if args[1:] == ['-a', 'list', 'chains']:
+        return 0, ''.join(line + ' {\n}\n' for line in _tables(ruleset)), ''
+    if args[1:] == ['-a', '-t', '-i']:
+        tables, out = _tables(ruleset), ''
+        for command in data.splitlines():
+            header = 'table ' + command[len('list table '):]
+            if not command.startswith('list table ') or header not in tables:
+                return 0, out, 'Error: No such file or directory\n%s\n' % command
+            out += tables[header]
+        return 0, out, ''
+    return None
+
+
+def _tables(ruleset):
+    """{'table <family> <name>': its text as listed}, in order."""
+    tables, current = collections.OrderedDict(), None
+    for line in ruleset.splitlines(True):
+        if current is None and line.startswith('table '):
+            current = line.split(' {', 1)[0]
+            tables[current] = ''
+        if current is not None:
+            tables[current] += line
+            if line.rstrip('\n') == '}':
+                current = None
+    return tables
+
+
 class FakeFirewall(object):
 
     def __init__(self, bins=None, reject=None):
@@ -44,8 +77,8 @@ class FakeFirewall(object):
         if tool.endswith('-restore'):
             self.restore(family, data)
             return 0, '', ''
-        if tool == 'nft' and args[1:] == ['-a', '-t', 'list', 'ruleset']:
-            return 0, ''.join(self.tables.values()), ''
+        if tool == 'nft' and nft_reads(args, data, ''.join(self.tables.values())) is not None:
+            return nft_reads(args, data, ''.join(self.tables.values()))
         if tool == 'nft' and args[1:] == ['-f', '-']:
             self.nft_script(data)
             return 0, '', ''
