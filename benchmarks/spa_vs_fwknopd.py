@@ -195,8 +195,9 @@ class DaemonLog(threading.Thread):
 
 
 class Daemon:
-    def __init__(self, name, argv_of, pidfile_name):
-        self.name, self.argv_of, self.pidfile_name = name, argv_of, pidfile_name
+    def __init__(self, name, argv_of, pidfile_name, firewall, flood=True):
+        self.name, self.argv_of, self.pidfile_name, self.firewall = name, argv_of, pidfile_name, firewall
+        self.flood = flood
         self.proc = None
         self.pid = None
 
@@ -209,8 +210,9 @@ class Daemon:
                              'ENABLE_IPT_FORWARDING N;\nENABLE_DIGEST_PERSISTENCE Y;\n'
                              % (bench.server.dev, SPA_PORT, run_dir))
         pidfile = os.path.join(run_dir, self.pidfile_name)
-        argv = self.argv_of(conf, bench.access, bench.server.dev, pidfile, os.path.join(run_dir, 'digest.cache'))
-        bench.server.run('iptables -w -F INPUT; iptables -w -A INPUT -p tcp --dport %d -j DROP' % PROTECTED,
+        argv = self.argv_of(conf, bench.access, bench.server.dev, pidfile, os.path.join(run_dir, 'digest.cache'),
+                            run_dir)
+        bench.server.run('iptables -w -F INPUT; nft delete table inet pkspa 2>/dev/null; ' + self.firewall,
                          check=True)
         self.proc = bench.server.spawn(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         bench.children.append(self.proc)
@@ -230,12 +232,26 @@ class Daemon:
             self.log.join(5)
 
 
-def fwknopd_argv(conf, access, dev, pidfile, digest):
+def fwknopd_argv(conf, access, dev, pidfile, digest, _run_dir):
     return [FWKNOPD, '-f', '-c', conf, '-a', access, '-i', dev, '-p', pidfile, '-d', digest]
 
 
-def bundled_argv(conf, access, dev, pidfile, digest):
-    return [sys.executable, BUNDLED, '-f', '-c', conf, '-a', access, '-i', dev, '-p', pidfile, '-d', digest]
+def bundled_argv(door):
+    def argv(conf, access, dev, pidfile, digest, run_dir):
+        return [sys.executable, BUNDLED, '-f', '-c', conf, '-a', access, '-i', dev, '-p', pidfile, '-d', digest,
+                '--state-file', os.path.join(run_dir, 'state.json'), '--counters-file', '',
+                '-K', 'tcp/%d=%s' % (PROTECTED, door)]
+    return argv
+
+
+# Port 2200 is DROPped unless the daemon opened it for the source: fwknopd inserts its own
+# FWKNOP_INPUT jump and rules; the bundled daemon's kernel doors need the rule that reads them.
+FIREWALL_FWKNOPD = 'iptables -w -A INPUT -p tcp --dport %d -j DROP' % PROTECTED
+FIREWALL_RECENT = ('iptables -w -A INPUT -p tcp --dport %d -m recent --name pkspa --rcheck --seconds %d -j ACCEPT; '
+                   '%s' % (PROTECTED, ACCESS_TIMEOUT, FIREWALL_FWKNOPD))
+FIREWALL_NFT = ('nft -f - <<EOF\ntable inet pkspa {\n set allow4 { type ipv4_addr; flags timeout; }\n'
+                ' chain input { type filter hook input priority -10; policy accept;\n'
+                '  tcp dport %d ip saddr @allow4 accept\n  tcp dport %d drop\n }\n}\nEOF' % (PROTECTED, PROTECTED))
 
 
 class Bench:
@@ -340,7 +356,7 @@ def measure(bench, daemon, fresh, pool, plan):
             % (len(trials), result['p50'], result['p90'], len(times), len(trials)))
         time.sleep(ACCESS_TIMEOUT + 1.0)
         offset = 1
-        for rate in plan['rates']:
+        for rate in (plan['rates'] if daemon.flood else []):
             sources = [pool[(offset + i) % len(pool)] for i in range(plan['flood_knocks'])]
             offset += plan['flood_knocks']
             flood_step(bench, daemon, rate, plan['flood_knocks'], sources, result['flood'])
@@ -356,13 +372,16 @@ def report(results, plan):
         open('/proc/loadavg').read().split()[:3])))
     say('%-12s %9s %9s %9s %12s' % ('', 'p50 ms', 'p90 ms', 'opened', 'idle RSS MiB'))
     for r in results:
-        say('%-12s %9.2f %9.2f %5d/%-3d %12.1f' % (r['name'], r['p50'], r['p90'], r['latency_ok'], r['latency_n'],
-                                                  r['idle_rss_kib'] / 1024.0))
-    if len(results) == 2:
-        base, new = results
-        say('')
-        say('latency %s/%s: p50 %.3fx, p90 %.3fx (target p50 <= 0.1x)' % (
-            new['name'], base['name'], new['p50'] / base['p50'], new['p90'] / base['p90']))
+        say('%-12s %9.2f %9.2f %5d/%-3d %12.1f' % (
+            r['name'], r['p50'], r['p90'], r['latency_ok'], r['latency_n'], r['idle_rss_kib'] / 1024.0))
+    base = [r for r in results if r['name'] == 'fwknopd']
+    for r in results:
+        if base and r is not base[0]:
+            say('latency %s/fwknopd: p50 %.3fx, p90 %.3fx (target p50 <= 0.1x)' % (
+                r['name'], r['p50'] / base[0]['p50'], r['p90'] / base[0]['p90']))
+    flooded = [r for r in results if r['flood']]
+    if len(flooded) >= 2:
+        base, new = flooded[:2]
         say('')
         say('%-8s | %-42s | %-42s' % ('flood', base['name'], new['name']))
         say('%-8s | %9s %7s %8s %14s | %9s %7s %8s %14s' % (
@@ -406,7 +425,7 @@ def main():
 
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n', maxsplit=1)[0])
     parser.add_argument('--quick', action='store_true', help='fewer flood steps and packets (smoke run)')
-    parser.add_argument('--only', action='append', default=[], choices=['fwknopd', 'bundled'])
+    parser.add_argument('--only', action='append', default=[], choices=['fwknopd', 'bundled', 'bundled nft'])
     args = parser.parse_args()
     if os.geteuid() != 0:
         raise SystemExit('run as root (network namespaces)')
@@ -415,10 +434,14 @@ def main():
     if not args.only or 'fwknopd' in args.only:
         if not os.path.exists(FWKNOPD):
             raise SystemExit('Debian fwknopd (fwknop-server) is not installed')
-        daemons.append(Daemon('fwknopd', fwknopd_argv, 'fwknopd.pid'))
-    if not args.only or 'bundled' in args.only:
+        daemons.append(Daemon('fwknopd', fwknopd_argv, 'fwknopd.pid', FIREWALL_FWKNOPD))
+    if not args.only or 'bundled' in args.only or 'bundled nft' in args.only:
         if os.path.exists(BUNDLED):
-            daemons.append(Daemon('bundled', bundled_argv, 'fwknopd.pid'))
+            for daemon in (Daemon('bundled', bundled_argv('recent:pkspa'), 'fwknopd.pid', FIREWALL_RECENT),
+                           Daemon('bundled nft', bundled_argv('nft:inet/pkspa/allow4'), 'fwknopd.pid', FIREWALL_NFT,
+                                  flood=False)):
+                if not args.only or daemon.name in args.only:
+                    daemons.append(daemon)
         else:
             say('(no %s yet: the bundled daemon is not measured)' % BUNDLED)
 

@@ -308,7 +308,7 @@ def test_a_full_pipe_runs_the_command(fake, monkeypatch):
 def test_prepare_starts_the_worker_of_a_template(fake):
     fake.runner.prepare(['ipt -I INPUT -s %IP% -j ACCEPT', None, '/bin/true %IP%'])
     assert fake.runner.fast.workers == {}          # 'ipt' is not an iptables program name: no family
-    fast = IptablesFastPath(KnockdLog(), rule_of=lambda c: rule(c))
+    fast = IptablesFastPath(KnockdLog(), rule_of=rule)
     started = []
     fast.worker = started.append
     fast.prepare('/usr/sbin/iptables -I INPUT -s %IP% -p tcp --dport 22 -j ACCEPT')
@@ -377,12 +377,12 @@ def test_fast_path_makes_the_rules_the_commands_make(tmp_path):
     namespace = 'pkt-fastpath-%d' % os.getpid()
     subprocess.run(['ip', 'netns', 'add', namespace], check=True)
     try:
-        root = os.path.dirname(actions.__file__)
-        for _ in range(6):
-            root = os.path.dirname(root)               # .../ansible_collections/portknock/knock/plugins/module_utils/x
+        # the directory holding ansible_collections/ (actions.py is 6 levels below it)
+        root = os.path.abspath(os.path.join(os.path.dirname(actions.__file__), *(['..'] * 6)))
         env = dict(os.environ, PYTHONPATH=root)
         out = subprocess.run(['ip', 'netns', 'exec', namespace, sys.executable, str(script)] + PROGRAMS, env=env,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, timeout=120)
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, timeout=120,
+                             check=False)
         assert out.returncode == 0, out.stderr
     finally:
         subprocess.run(['ip', 'netns', 'del', namespace], check=False)
