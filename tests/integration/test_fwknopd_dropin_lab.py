@@ -3,6 +3,10 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """portknock-fwknopd (the bundled drop-in for fwknopd) with real packets: issue 14, tests 1 and 4.
 
+The last test does the same on two lab hosts (lab_hosts.py): the daemon installed as role
+host_python ships it (module_utils + scripts under /opt/pk, python3-cryptography), Debian's
+fwknop-client on the other host; open, replay refused, kill -9 still closes on time.
+
 Two network namespaces (netns_lab.py): the server runs the INSTALLED collection's
 ``scripts/portknock-fwknopd`` in the foreground with a fwknopd.conf/access.conf of its own,
 a TCP listener on DOOR_PORT, and a firewall that drops DOOR_PORT except for the kernel door's
@@ -323,3 +327,87 @@ def test_kill_9_with_a_door_open_the_kernel_still_closes_it_on_time(lab):
     assert lab.is_open()                        # the daemon is gone: the kernel holds the door...
     assert wait_until(lambda: not lab.is_open(), TIMEOUT + 4, 0.3)   # ...and closes it
     lab.start()                                 # a restart after a crash: the state file is read
+
+
+# --- one case on real lab hosts: the daemon installed as the role ships it ------------------
+
+LAB_NAME = 'it-fwknopd'
+NO_SERVICE_START = "printf '#!/bin/sh\\nexit 101\\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d"
+
+
+def _apt(host, packages):
+    host.run(NO_SERVICE_START + ' && (apt-get update -qq || true) && DEBIAN_FRONTEND=noninteractive apt-get install '
+             '-y -qq --no-install-recommends %s >/dev/null' % packages, check=True, timeout=600)
+
+
+def test_lab_hosts_fwknop_client_against_the_installed_daemon_replay_and_kill_9():
+    """Server: module_utils + scripts copied as role host_python does, python3-cryptography, nftables;
+    client: Debian's fwknop-client.  Opens, resent packet stays closed, kill -9 still closes on time."""
+    if os.geteuid() != 0 or not os.environ.get('PORTKNOCK_COLLECTION'):
+        pytest.skip('needs root and the installed collection (source tools/bootstrap.sh)')
+    from lab_hosts import lab as lab_hosts_lab   # noqa: E402
+    import threading
+    key, hmac_key = os.urandom(32), os.urandom(64)
+    key_b64, hmac_b64 = base64.b64encode(key).decode(), base64.b64encode(hmac_key).decode()
+    with lab_hosts_lab(LAB_NAME, 2) as (server, client):
+        errors = []
+
+        def prepare(host, packages, install):
+            try:
+                if install:
+                    host.install_collection()
+                _apt(host, packages)
+            except Exception as exc:  # pylint: disable=broad-except
+                errors.append(exc)
+        threads = [threading.Thread(target=prepare, args=(server, 'python3-cryptography nftables', True)),
+                   threading.Thread(target=prepare, args=(client, 'fwknop-client', False))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        if errors:
+            raise errors[0]
+        daemon = '/opt/pk/ansible_collections/portknock/knock/scripts/portknock-fwknopd'
+        dev = server.run("ip -o -4 addr show | awk '$4 ~ /^%s\\// {print $2}'" % server.ipv4.replace('.', '\\.'),
+                         check=True).stdout.strip()
+        server.run("mkdir -p -m 0700 /etc/fwknop /run/fwknop && nft -f - <<'EOF'\n%sEOF" % NFT, check=True)
+        server.run("umask 077 && printf 'PCAP_INTF %s;\\nMAX_SPA_PACKET_AGE %d;\\n' > /etc/fwknop/fwknopd.conf && "
+                   "printf 'SOURCE %s\\nOPEN_PORTS tcp/%d\\nKEY_BASE64 %s\\nHMAC_KEY_BASE64 %s\\nFW_ACCESS_TIMEOUT %d\\n' "
+                   "> /etc/fwknop/access.conf" % (dev, MAX_AGE, client.ipv4, DOOR_PORT, key_b64, hmac_b64, TIMEOUT),
+                   check=True)
+        server.spawn('exec python3 -c %s' % _quote(LISTEN))
+        client.run("umask 077 && printf '[default]\\nKEY_BASE64 %s\\nHMAC_KEY_BASE64 %s\\nUSE_HMAC Y\\n' > /root/rc"
+                   % (key_b64, hmac_b64), check=True)
+        start = ('%s -f -K tcp/%d=nft:inet/pkspa/door4/door6 > /root/fwknopd.log 2>&1 & echo $! > /root/pid'
+                 % (daemon, DOOR_PORT))
+
+        def log():
+            return server.run('cat /root/fwknopd.log').stdout
+
+        def decisions():
+            return len(re.findall(r'SPA packet from \S+ (?:accepted|refused)', log()))
+
+        def is_open():
+            return client.run('python3 -c %s %s - %d' % (_quote(CONNECT), server.ipv4, DOOR_PORT)).returncode == 0
+
+        def started():
+            assert wait_until(lambda: 'starting up' in log(), WAIT), log()
+        try:
+            server.run(start, check=True)
+            started()
+            assert not is_open()
+            client.run('fwknop --rc-file /root/rc --no-save-args -A tcp/%d -a %s -D %s -B /root/packet'
+                       % (DOOR_PORT, client.ipv4, server.ipv4), check=True)
+            assert wait_until(lambda: decisions() >= 1, WAIT), log()
+            assert 'accepted' in log() and is_open(), log()
+            client.run('python3 -c %s %s < /root/packet' % (_quote(SEND.replace('sys.stdin.buffer.read()',
+                                                                                 'sys.stdin.buffer.read().strip()')),
+                                                            server.ipv4), check=True)
+            assert wait_until(lambda: decisions() >= 2, WAIT), log()
+            assert 'refused: replay' in log(), log()
+            server.run('kill -9 $(cat /root/pid)', check=True)
+            assert is_open()                          # the kernel holds the door after kill -9 ...
+            assert wait_until(lambda: not is_open(), TIMEOUT + 4, 0.3)   # ... and closes it on time
+            assert key_b64 not in log() and hmac_b64 not in log()
+        except AssertionError as exc:
+            raise AssertionError('%s\ndaemon log on %s:\n%s' % (exc, server.name, log()))
