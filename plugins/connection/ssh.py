@@ -136,10 +136,10 @@ knock_delay: 50
 # ad hoc
 # ansible -i inventory -m ping knocked -e ansible_connection=portknock.knock.ssh
 
-# a host behind fwknopd (SPA): one SPA packet per new TCP connection
-ansible_connection: portknock.knock.ssh
-knock_spa_key: "{{ vault_spa_key_base64 }}"
-knock_spa_hmac_key: "{{ vault_spa_hmac_key_base64 }}"
+# a host behind fwknopd (SPA), in host_vars/spa1.yml: one SPA packet per new TCP connection
+# ansible_connection: portknock.knock.ssh
+# knock_spa_key: "{{ vault_spa_key_base64 }}"
+# knock_spa_hmac_key: "{{ vault_spa_hmac_key_base64 }}"
 # knock_spa_access: tcp/22        # default: tcp/<ansible_port>
 '''
 
