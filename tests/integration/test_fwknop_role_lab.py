@@ -122,7 +122,14 @@ def check_access(server, controller):
 
 
 def active(server, unit):
+    """The unit's state once it settled (a unit still starting gets a few seconds)."""
+    wait_for(lambda: server.run('systemctl is-active %s' % unit).stdout.strip() not in ('activating', 'deactivating'),
+             10)
     return server.run('systemctl is-active %s' % unit).stdout.strip()
+
+
+def journal(server, unit):
+    return server.run('journalctl --no-pager -n 40 -u %s' % unit).stdout
 
 
 def access_conf(server):
@@ -136,7 +143,7 @@ def phases():
 
 def test_1_debian_fwknopd(server, controller, phases):
     converge(server, 'debian')
-    assert active(server, 'fwknop-server') == 'active'
+    assert active(server, 'fwknop-server') == 'active', journal(server, 'fwknop-server')
     phases['access'] = access_conf(server)
     assert phases['access'].rstrip().endswith('600')
     check_access(server, controller)
@@ -146,7 +153,7 @@ def test_2_bundled_daemon(server, controller, phases):
     if not _installed_daemon():
         pytest.skip('scripts/portknock-fwknopd is not in the installed collection')
     converge(server, 'python')
-    assert active(server, 'portknock-fwknopd') == 'active'
+    assert active(server, 'portknock-fwknopd') == 'active', journal(server, 'portknock-fwknopd')
     assert active(server, 'fwknop-server') != 'active'
     assert server.run('systemctl is-enabled fwknop-server').stdout.strip() != 'enabled'
     assert access_conf(server) == phases['access']
