@@ -4,8 +4,8 @@
 """The collection's SPA sender against real SPA servers (issue 14, tests 2 and 3).
 
 Two network namespaces per SPA server (tests/integration/netns_lab.py): the server side runs
-the SPA server (Debian's ``fwknopd`` 2.6.10, or the bundled ``scripts/portknock-fwknopd``
-when it is there) and an ``sshd`` on several ports, each its own door (one port per test, so
+the SPA server (Debian's ``fwknopd`` 2.6.10, or the bundled ``scripts/portknock-fwknopd`` with
+an ``-m recent`` kernel door) and an ``sshd`` on several ports, each its own door (one port per test, so
 what one test opened does not open the next one's); a REJECT rule keeps each port closed
 until an SPA packet opens it for the client.  The client side runs the ``knock`` CLI, plain
 ssh with ``knock --proxy --spa`` as ProxyCommand, and ansible-playbook with
@@ -95,6 +95,10 @@ class Side(object):
             # sshd's SYN-ACK: a new TCP connection let in (a refused attempt gets the kernel's RST)
             script.append('iptables -w -t mangle -A OUTPUT -p tcp --sport %d --tcp-flags SYN,ACK SYN,ACK '
                           '-m comment --comment pk-conn-%d' % (port, port))
+            if self.kind == 'bundled':
+                # the bundled daemon opens a kernel door: an -m recent list per port (-K tcp/PORT=recent:pkspaPORT)
+                script.append('iptables -w -A INPUT -p tcp --dport %d -m recent --name pkspa%d --rcheck --seconds 30 '
+                              '-j ACCEPT' % (port, port))
             script.append('iptables -w -A INPUT -p tcp --dport %d -j REJECT --reject-with tcp-reset' % port)
         self.server.run(' && '.join(script), check=True)
 
@@ -128,14 +132,15 @@ class Side(object):
                     '-p', os.path.join(run_dir, 'fwknopd.pid'), '-d', os.path.join(run_dir, 'digest.cache')]
         else:
             argv = [sys.executable, os.path.join(installed_collection(), 'scripts', 'portknock-fwknopd'),
-                    '-f', '-v', '-c', conf, '-a', access, '-i', self.server.dev,
-                    '-p', os.path.join(run_dir, 'fwknopd.pid'), '-d', os.path.join(run_dir, 'digest.cache')]
+                    '-f', '-c', conf, '-a', access, '-i', self.server.dev,
+                    '-p', os.path.join(run_dir, 'fwknopd.pid'), '-d', os.path.join(run_dir, 'digest.cache'),
+                    '--state-file', os.path.join(run_dir, 'state.json')]
+            for port in PORTS.values():
+                argv += ['-K', 'tcp/%d=recent:pkspa%d' % (port, port)]
         with open(self.log, 'w') as out:
             self.procs.append(self.server.spawn(argv, stdout=out, stderr=subprocess.STDOUT))
-        if self.kind == 'fwknopd':
-            self.wait(lambda: 'Starting fwknopd main event loop' in self.text(), 'fwknopd started')
-        else:
-            time.sleep(2)   # the bundled daemon: no documented start line to wait for yet
+        started = 'Starting fwknopd main event loop' if self.kind == 'fwknopd' else 'starting up, listening on'
+        self.wait(lambda: started in self.text(), '%s started' % self.kind)
 
     def text(self):
         with open(self.log) as handle:
@@ -202,10 +207,7 @@ def keys():
 
 
 def _kinds():
-    kinds = ['fwknopd']
-    if os.path.exists(os.path.join(REPO, 'scripts', 'portknock-fwknopd')):
-        kinds.append('bundled')
-    return kinds
+    return ['fwknopd', 'bundled']
 
 
 @pytest.fixture(scope='module', params=_kinds())
@@ -214,6 +216,9 @@ def side(request, keys):
         pytest.skip('needs root, ip, iptables and sshd for network namespaces')
     if request.param == 'fwknopd' and FWKNOPD is None:
         pytest.skip("Debian's fwknopd (fwknop-server) is not installed")
+    if request.param == 'bundled' and not os.path.exists(os.path.join(installed_collection(), 'scripts',
+                                                                      'portknock-fwknopd')):
+        pytest.fail('the installed collection has no scripts/portknock-fwknopd')
     installed_collection()
     work = tempfile.mkdtemp(prefix='pk-spa-%s-' % request.param)
     os.chmod(work, 0o700)
