@@ -72,8 +72,8 @@ def test_access_stanzas():
             '    OPEN_PORTS tcp/22, udp/53;\n    KEY abcdefgh\n    HMAC_KEY_BASE64 %s\n'
             '    HMAC_DIGEST_TYPE SHA512\n    FW_ACCESS_TIMEOUT 9\n    REQUIRE_SOURCE_ADDRESS Y\n\n%s' % (HMAC, GOOD))
     first, second = parse_access_conf(text)
-    assert first.source == [ipaddress.ip_network(n) for n in ('10.0.0.0/8', '192.168.1.7/32', '172.16.0.0/16',
-                                                                 'fd00::/64')]
+    networks = ('10.0.0.0/8', '192.168.1.7/32', '172.16.0.0/16', 'fd00::/64')
+    assert first.source == [ipaddress.ip_network(n) for n in networks]
     assert first.open_ports == [('tcp', 22), ('udp', 53)] and first.key == b'abcdefgh'
     assert first.hmac_key == b'h' * 64 and first.hmac_digest_type == 'sha512'
     assert (first.fw_access_timeout, first.require_source_address, first.line) == (9, True, 2)
@@ -135,13 +135,14 @@ def test_load_errors_name_the_path(tmp_path):
     assert load_access_conf(str(path))[0].source == 'ANY'
 
 
+FUZZ_LINES = GOOD.splitlines(True) + ['OPEN_PORTS tcp/22\n', '#x\n', '\n', ';\n', 'FW_ACCESS_TIMEOUT 99999999999\n',
+                                      'KEY \x00\n', 'SOURCE ::/0\n', 'PCAP_FILTER udp port 1\n']
+
+
 @settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
 @given(st.one_of(st.binary(max_size=300), st.text(max_size=300),
                  st.integers(0, len(GOOD)).map(lambda n: GOOD[:n]),
-                 st.lists(st.sampled_from(GOOD.splitlines(True) + ['OPEN_PORTS tcp/22\n', '#x\n', '\n', ';\n',
-                                                                  'FW_ACCESS_TIMEOUT 99999999999\n', 'KEY \x00\n',
-                                                                  'SOURCE ::/0\n', 'PCAP_FILTER udp port 1\n']),
-                          max_size=12).map(''.join),
+                 st.lists(st.sampled_from(FUZZ_LINES), max_size=12).map(''.join),
                  st.none(), st.integers(), st.lists(st.text(max_size=3), max_size=3)))
 def test_fuzz_only_own_error(data):
     for call in (parse_access_conf, parse_fwknopd_conf, AccessConf, FwknopdConf, secret_values):
