@@ -196,6 +196,21 @@ def _spa_door_from_dict(data):
     return make_spa_door(**kwargs)
 
 
+def _masked(message, data):
+    """``message`` without any long text value of ``data``: a key put in the wrong field is still a key."""
+    for value in data.values():
+        texts = value if isinstance(value, (list, tuple)) else [value]
+        for text in texts:
+            if isinstance(text, bytes):
+                text = text.decode('latin-1')
+            text = text.strip() if isinstance(text, str) else ''
+            for end in range(len(text), 15, -1):     # show() may have cut it short
+                if text[:end] in message:
+                    message = message.replace(text[:end], '<%d characters, not shown>' % len(text))
+                    break
+    return message
+
+
 def door_from_dict(data):
     """Build a Door (or a SpaDoor for ``kind: spa``) from a role/site.yml dictionary (the same keys as the module)."""
     known = ('name', 'sequence', 'port', 'step_timeout', 'open_window', 'protocol', 'ip_version', 'tcpflags')
@@ -206,7 +221,10 @@ def door_from_dict(data):
         raise KnockValueError('door %s: kind %s is not one of %s'
                               % (show(data.get('name')), show(kind), ', '.join(DOOR_KINDS)))
     if kind == 'spa':
-        return _spa_door_from_dict(data)
+        try:
+            return _spa_door_from_dict(data)
+        except KnockValueError as exc:
+            raise KnockValueError(_masked(str(exc), data))
     spa_only = [key for key in SPA_KEYS if data.get(key) is not None]
     if spa_only:
         raise KnockValueError('door %s has %s: only a door of kind spa has them'

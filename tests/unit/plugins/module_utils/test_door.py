@@ -238,3 +238,21 @@ def test_spa_doors_have_no_scan_warning_and_collide_by_their_ports():
     assert any("door 'web' has a knock step on a port that door 'ssh_spa' protects" in m
                for m in door_collisions([spa_door, knock]))
     assert door_collisions([spa_door, make_door('web', [7313, 4187, 9421], 443)]) == []
+
+
+def test_random_spa_doors_only_ever_raise_the_door_models_error():
+    rng = random.Random(1414)
+    values = [None, '', 0, -1, 22, 62201, 70000, True, 'yes', 'maybe', [], [22, 2222], {'a': 1}, 'tcp', 'udp', 'icmp',
+              'ANY', '10.231.0.0/16', 'x/y', SPA_KEY, SPA_HMAC, '!!', b'bytes', 'sha256', 'sha999', 1.5, 'ipv6']
+    fields = ['name', 'port', 'key_base64', 'hmac_key_base64', 'hmac_digest_type', 'open_window', 'fw_access_timeout',
+              'protocol', 'ip_version', 'spa_port', 'require_source_address', 'source', 'sequence']
+    for dummy in range(600):
+        data = dict(SPA)
+        for field in rng.sample(fields, rng.randint(1, 4)):
+            data[field] = rng.choice(values)
+        try:
+            got = door_from_dict(data)
+        except KnockValueError as exc:
+            assert SPA_KEY[:16] not in str(exc) and SPA_HMAC[:16] not in str(exc)
+        else:
+            assert is_spa(got) and SPA_KEY not in repr(got)

@@ -139,3 +139,24 @@ def test_send_spa_errors():
         spa_client.send_spa('127.0.0.1', keys, 'icmp/1', spa_port=9)
     with pytest.raises(KnockSendError, match="cannot use source address '10.231.250.250'"):
         spa_client.send_spa('127.0.0.1', keys, 'tcp/22', spa_port=9, source='10.231.250.250')
+
+
+def test_random_key_files_only_ever_raise_spa_error(tmp_path):
+    import random
+    rng = random.Random(14)
+    words = ['[default]', '[x]', '[', 'KEY_BASE64', 'HMAC_KEY_BASE64', 'KEY', 'HMAC_KEY', 'HMAC_DIGEST_TYPE',
+             'SPA_SERVER_PORT', 'ACCESS', 'ALLOW_IP', 'FW_TIMEOUT', 'USE_HMAC', 'SPOOF_USER', KEY_B64, HMAC_B64,
+             'sha256', '0', '-1', '99999', 'source', 'resolve', 'tcp/22', '#', ';', '\t', ' ', '=', '\u00e9', '\x00']
+    path = str(tmp_path / 'rc')
+    for dummy in range(400):
+        lines = [' '.join(rng.choice(words) for dummy in range(rng.randint(0, 3))) for dummy in range(rng.randint(0, 6))]
+        data = '\n'.join(lines).encode('utf-8') if rng.random() < 0.9 else os.urandom(rng.randint(0, 64))
+        with open(path, 'wb') as handle:
+            handle.write(data)
+        os.chmod(path, 0o600)
+        try:
+            settings = spa_client.load_rc_file(path, rng.choice([None, 'x']))
+        except spa.SpaError as exc:
+            assert KEY_B64[2:] not in str(exc) and HMAC_B64[2:-2] not in str(exc)
+        else:
+            assert settings.keys.key and settings.keys.hmac_key
