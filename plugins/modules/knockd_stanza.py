@@ -42,7 +42,7 @@ options:
       - Every stanza of the host in one call, each a dict of the single-stanza options (O(name),
         required, O(state), O(sequence), O(seq_timeout), ..., O(command_6)); with it those options
         are not given to the module itself.
-      - All stanzas are validated and applied to the parsed file before anything is written: a bad
+      - All stanzas are validated and applied to the parsed file before anything is written; a bad
         value in any of them fails naming the stanza (position and name) and the value (knock
         ports masked), and the file is left untouched. Otherwise the file is written once.
       - A name may appear once. Stanzas are applied in list order (a new stanza is added at the end).
