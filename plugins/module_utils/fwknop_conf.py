@@ -366,7 +366,7 @@ def _stanza(directives, path):
         hmac_digest_type=digest, fw_access_timeout=integer('FW_ACCESS_TIMEOUT', DEFAULT_FW_ACCESS_TIMEOUT),
         require_source_address=require, line=source_line, restrict_ports=ports['RESTRICT_PORTS'],
         max_fw_timeout=integer('MAX_FW_TIMEOUT', DEFAULT_MAX_FW_TIMEOUT), source_text=source_value,
-        options=dict((key, value) for key, (value, _) in directives.items()))
+        options=dict((key, item[0]) for key, item in directives.items()))
 
 
 def _access_groups(lines, path):
@@ -561,7 +561,7 @@ class AccessConf(_Conf):
         return None
 
     def sources(self):
-        return [self.lines[start].value for _, start, _ in self._ranges()]
+        return [self.lines[item[1]].value for item in self._ranges()]
 
     def get_stanza(self, source):
         """The stanza's directives as an OrderedDict (key -> raw value), None when absent."""
@@ -592,8 +592,8 @@ class AccessConf(_Conf):
             self.lines.append(_Line(self._render('SOURCE', source, newline), 0))
             self.lines.extend(_Line(self._render(key, value, newline), 0) for key, value in new)
             self._reload()
-            return ['SOURCE'] + [key for key, _ in new]
-        _, start, end = found
+            return ['SOURCE'] + [pair[0] for pair in new]
+        start, end = found[1], found[2]
         changed = []
         indent = ''
         for line in self.lines[start + 1:end]:
@@ -625,7 +625,7 @@ class AccessConf(_Conf):
         found = self._find(source)
         if found is None:
             return False
-        _, start, end = found
+        start, end = found[1], found[2]
         blank_before = start == 0 or not self.lines[start - 1].text.strip()
         if blank_before and end < len(self.lines) and not self.lines[end].text.strip():
             end += 1

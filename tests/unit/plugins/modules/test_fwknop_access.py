@@ -68,6 +68,10 @@ def args_for(files, **extra):
     return args
 
 
+def run_result(args, **kwargs):
+    return run(args, **kwargs)[0]
+
+
 def no_secret(*texts):
     for text in texts:
         for secret in SECRETS:
@@ -83,7 +87,7 @@ def test_add_stanza_idempotent_keeps_comments(files):
     assert 'SOURCE' in result['changed_keys'] and 'fwknopd.conf:PCAP_INTF' in result['changed_keys']
     no_secret(output, json.dumps(result))
     text = access.read_text()
-    assert text.startswith(TEMPLATE.split('SOURCE')[0]) and '#GPG_HOME_DIR' in text
+    assert text.startswith(TEMPLATE.split('SOURCE', maxsplit=1)[0]) and '#GPG_HOME_DIR' in text
     stanzas = parse_access_conf(text.replace('__CHANGEME__', KEY2, 1).replace('__CHANGEME__', HMAC), str(access))
     mine = [s for s in stanzas if s.source_text == '10.231.0.0/16'][0]
     assert mine.key == base64.b64decode(KEY) and mine.hmac_key == base64.b64decode(HMAC)
@@ -106,14 +110,14 @@ def test_check_mode_predicts_and_writes_nothing(files):
     assert not failed and result['changed']
     assert (access.read_text(), conf.read_text()) == before
     no_secret(output)
-    real, _, _ = run(args_for(files))
+    real = run_result(args_for(files))
     assert real['changed'] and real['changed_keys'] == result['changed_keys']
-    result, _, _ = run(args_for(files), check_mode=True)
+    result = run_result(args_for(files), check_mode=True)
     assert not result['changed']
 
 
 def test_diff_masks_every_key_also_plain_key(files):
-    access, _ = files
+    access = files[0]
     access.write_text('SOURCE 10.1.0.0/16\nKEY plain-secret-passphrase\nHMAC_KEY_BASE64 %s\n' % HMAC)
     result, output, failed = run(args_for(files, source='10.1.0.0/16'), diff=True, verbosity=4)
     assert not failed, result
@@ -124,7 +128,7 @@ def test_diff_masks_every_key_also_plain_key(files):
 
 
 def test_update_one_line_only(files):
-    access, _ = files
+    access = files[0]
     run(args_for(files))
     text = access.read_text()
     result, output, failed = run(args_for(files, fw_access_timeout=45, key_base64=KEY2))
@@ -135,14 +139,14 @@ def test_update_one_line_only(files):
 
 
 def test_absent_removes_only_that_stanza(files):
-    access, _ = files
+    access = files[0]
     run(args_for(files))
-    result, _, failed = run(dict(path=str(access), source='ANY', state='absent'))
+    result, _out, failed = run(dict(path=str(access), source='ANY', state='absent'))
     assert not failed and result['changed'] and result['changed_keys'] == ['SOURCE']
     text = access.read_text()
     assert '__CHANGEME__' not in text and '#GPG_HOME_DIR' in text and '10.231.0.0/16' in text
     assert [s.source_text for s in parse_access_conf(text)] == ['10.231.0.0/16']
-    result, _, _ = run(dict(path=str(access), source='ANY', state='absent'))
+    result = run_result(dict(path=str(access), source='ANY', state='absent'))
     assert not result['changed']
 
 
@@ -170,7 +174,7 @@ def test_bad_input_fails_naming_value_files_untouched(files, extra, needle):
 
 
 def test_invalid_existing_file_named_with_line_and_untouched(files):
-    access, _ = files
+    access = files[0]
     access.write_text('SOURCE ANY\nKEY_BASE64 %s\nOPEN_PORTS tcp/22\nBOGUS x\n' % KEY2)
     before = access.read_text()
     result, output, failed = run(args_for(files))
@@ -189,7 +193,7 @@ def test_new_files_are_0600_from_the_start(tmp_path):
 
 
 def test_present_needs_a_key(files):
-    result, _, failed = run(dict(path=str(files[0]), source='ANY'))
+    result, _out, failed = run(dict(path=str(files[0]), source='ANY'))
     assert failed and 'key_base64' in result['msg']
 
 
@@ -202,9 +206,9 @@ def test_debian_shipped_files_edit_round_trip(tmp_path):
     access.write_text(original)
     with open(DEBIAN_FWKNOPD) as handle:
         conf.write_text(handle.read())
-    result, _, failed = run(args_for((access, conf)))
+    result, _out, failed = run(args_for((access, conf)))
     assert not failed, result
-    result, _, failed = run(dict(path=str(access), source='ANY', state='absent'))
+    result, _out, failed = run(dict(path=str(access), source='ANY', state='absent'))
     assert not failed and result['changed']
     stanzas = parse_access_conf(access.read_text())
     assert [s.source_text for s in stanzas] == ['10.231.0.0/16']
