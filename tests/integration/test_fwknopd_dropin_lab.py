@@ -201,8 +201,8 @@ class Lab(object):
         assert proc.returncode == 0
 
     def is_open(self, host=None, src='-'):
-        return self.client.run('%s -c %s %s %s %d' % (sys.executable, _quote(CONNECT), host or self.server.addr4,
-                                                        src, DOOR_PORT)).returncode == 0
+        command = '%s -c %s %s %s %d' % (sys.executable, _quote(CONNECT), host or self.server.addr4, src, DOOR_PORT)
+        return self.client.run(command).returncode == 0
 
 
 def _quote(text):
@@ -400,9 +400,8 @@ def test_lab_hosts_fwknop_client_against_the_installed_daemon_replay_and_kill_9(
                        % (DOOR_PORT, client.ipv4, server.ipv4), check=True)
             assert wait_until(lambda: decisions() >= 1, WAIT), log()
             assert 'accepted' in log() and is_open(), log()
-            client.run('python3 -c %s %s < /root/packet' % (_quote(SEND.replace('sys.stdin.buffer.read()',
-                                                                                 'sys.stdin.buffer.read().strip()')),
-                                                            server.ipv4), check=True)
+            resend = _quote(SEND.replace('sys.stdin.buffer.read()', 'sys.stdin.buffer.read().strip()'))
+            client.run('python3 -c %s %s < /root/packet' % (resend, server.ipv4), check=True)
             assert wait_until(lambda: decisions() >= 2, WAIT), log()
             assert 'refused: replay' in log(), log()
             server.run('kill -9 $(cat /root/pid)', check=True)

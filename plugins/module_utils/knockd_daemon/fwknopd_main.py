@@ -28,6 +28,7 @@ import os
 import sys
 import time
 
+from .. import spa
 from ..fwknop_conf import FwknopConfError, load_access_conf, load_fwknopd_conf
 from ..sequence import KnockValueError
 from .actions import DEFAULT_MAX_COMMANDS, DEFAULT_MAX_OPEN_DOORS
@@ -174,6 +175,10 @@ class FwknopDaemon(Daemon):
         except Exception as error:  # pylint: disable=broad-except
             # a parser bug: never a traceback, and an unknown error's text may hold a key
             raise ConfigError('%s: cannot be read (%s)' % (args.config_file, type(error).__name__))
+        try:
+            spa.encrypt(b'check', b'\0' * spa.MAX_KEY_LEN)      # AES is there: say so now, not per packet
+        except spa.SpaDependencyError as error:
+            raise ConfigError(str(error))
         for name in self.kernel_doors:
             if name is not None:
                 try:

@@ -102,9 +102,9 @@ def test_fuzzed_config_files_never_give_a_traceback(tmp_path, capsys):
     words = ['PCAP_INTF', 'PCAP_FILTER', 'MAX_SPA_PACKET_AGE', 'ENABLE_DIGEST_PERSISTENCE', 'SOURCE', 'OPEN_PORTS',
              'KEY_BASE64', 'HMAC_KEY_BASE64', 'HMAC_DIGEST_TYPE', 'FW_ACCESS_TIMEOUT', 'REQUIRE_SOURCE_ADDRESS',
              'udp', 'port', '62201', 'Y', 'N', 'ANY', 'tcp/22', KEY_B64, ';', '#', '\t', '\x00', '\xff', '-1']
-    for _ in range(150):
-        conf = '\n'.join(' '.join(rng.choice(words) for _ in range(rng.randrange(4))) for _ in range(rng.randrange(5)))
-        access = '\n'.join(' '.join(rng.choice(words) for _ in range(rng.randrange(4))) for _ in range(rng.randrange(8)))
+    for _n in range(150):
+        conf = '\n'.join(' '.join(rng.choice(words) for _n in range(rng.randrange(4))) for _n in range(rng.randrange(5)))
+        access = '\n'.join(' '.join(rng.choice(words) for _n in range(rng.randrange(4))) for _n in range(rng.randrange(8)))
         rc = fm.main(files(tmp_path, conf, access) + ['-f', '--exit-parse-config', '-K', 'nft:inet/t/s4'])
         err = capsys.readouterr().err
         assert rc in (0, 1) and 'Traceback' not in err
@@ -169,3 +169,11 @@ def test_reload_keeps_the_running_configuration_on_error(tmp_path):
     (tmp_path / 'access.conf').write_text(ACCESS.replace('FW_ACCESS_TIMEOUT 9', 'FW_ACCESS_TIMEOUT 11'))
     assert d.reload() is True and d.spa.receiver.stanzas[0].fw_access_timeout == 11
     assert d.cache is d.spa.receiver.cache          # the replay cache survives a reload
+
+
+def test_missing_cryptography_is_said_at_start(tmp_path, capsys, monkeypatch):
+    def no_aes(*_args, **_kw):
+        raise spa.SpaDependencyError('SPA needs the Python package "cryptography" (Debian: python3-cryptography)')
+    monkeypatch.setattr(fm.spa, 'encrypt', no_aes)
+    assert fm.main(files(tmp_path) + ['-f', '-K', 'nft:inet/t/s4/s6']) == 1
+    assert 'python3-cryptography' in capsys.readouterr().err

@@ -93,12 +93,12 @@ def test_reads_fwknopds_own_cache_lines_and_skips_junk(tmp_path):
 def test_fuzzed_cache_files_never_raise(tmp_path):
     rng = random.Random(7313)
     path = tmp_path / 'digest.cache'
-    for _ in range(200):
-        path.write_bytes(bytes(rng.randrange(256) for _ in range(rng.randrange(300))))
+    for _n in range(200):
+        path.write_bytes(bytes(rng.randrange(256) for _n in range(rng.randrange(300))))
         ReplayCache(str(path), max_age=60).load()
-    for _ in range(200):
+    for _n in range(200):
         fields = [rng.choice(['A' * 43, '17', '-1', '99999999999999999999', '::', 'x', '1.2.3.4', ''])
-                  for _ in range(rng.randrange(9))]
+                  for _n in range(rng.randrange(9))]
         assert ReplayCache.parse_line(' '.join(fields)) is None or len(fields) == 7
 
 

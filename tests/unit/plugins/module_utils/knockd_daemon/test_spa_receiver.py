@@ -169,9 +169,9 @@ def test_fuzzed_payloads_are_refused_never_raise():
     for n in range(600):
         kind = n % 4
         if kind == 0:
-            data = bytes(rng.randrange(256) for _ in range(rng.randrange(1600)))
+            data = bytes(rng.randrange(256) for _n in range(rng.randrange(1600)))
         elif kind == 1:
-            data = bytes(rng.choice(b'ABCDEFGHabcdef0123456789+/') for _ in range(rng.randrange(30, 400)))
+            data = bytes(rng.choice(b'ABCDEFGHabcdef0123456789+/') for _n in range(rng.randrange(30, 400)))
         elif kind == 2:
             data = good[:rng.randrange(len(good))]
         else:
@@ -216,6 +216,6 @@ def test_udp_payload_of_truncated_or_other_packets_is_none():
     assert rx.udp_payload(raw[:200], parse_ip(raw[:200])) is None
     assert rx.udp_payload(raw, None) is None
     rng = random.Random(4187)
-    for _ in range(300):
-        junk = bytes(rng.randrange(256) for _ in range(rng.randrange(80)))
+    for _n in range(300):
+        junk = bytes(rng.randrange(256) for _n in range(rng.randrange(80)))
         rx.udp_payload(junk, parse_ip(junk))
