@@ -332,6 +332,7 @@ def test_kill_9_with_a_door_open_the_kernel_still_closes_it_on_time(lab):
 # --- one case on real lab hosts: the daemon installed as the role ships it ------------------
 
 LAB_NAME = 'it-fwknopd'
+KILL_TIMEOUT = 12
 NO_SERVICE_START = "printf '#!/bin/sh\\nexit 101\\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d"
 
 
@@ -404,9 +405,15 @@ def test_lab_hosts_fwknop_client_against_the_installed_daemon_replay_and_kill_9(
             client.run('python3 -c %s %s < /root/packet' % (resend, server.ipv4), check=True)
             assert wait_until(lambda: decisions() >= 2, WAIT), log()
             assert 'refused: replay' in log(), log()
+            assert wait_until(lambda: not is_open(), TIMEOUT + 4, 0.3)   # FW_ACCESS_TIMEOUT
+            # a client timeout (-f) long enough for podman exec round trips on a loaded machine
+            client.run('fwknop --rc-file /root/rc --no-save-args -A tcp/%d -a %s -D %s -f %d'
+                       % (DOOR_PORT, client.ipv4, server.ipv4, KILL_TIMEOUT), check=True)
+            assert wait_until(lambda: decisions() >= 3, WAIT), log()
+            assert ', %d s' % KILL_TIMEOUT in log() and is_open(), log()
             server.run('kill -9 $(cat /root/pid)', check=True)
             assert is_open()                          # the kernel holds the door after kill -9 ...
-            assert wait_until(lambda: not is_open(), TIMEOUT + 4, 0.3)   # ... and closes it on time
+            assert wait_until(lambda: not is_open(), KILL_TIMEOUT + 4, 0.3)   # ... and closes it on time
             assert key_b64 not in log() and hmac_b64 not in log()
         except AssertionError as exc:
             raise AssertionError('%s\ndaemon log on %s:\n%s' % (exc, server.name, log()))
