@@ -71,14 +71,14 @@ def controller():
         return json.load(handle)['gateway4']
 
 
-def converge(server, implementation):
+def converge(server, implementation, *extra):
     with tempfile.NamedTemporaryFile('w', suffix='.yml', dir=os.path.join(STATE, 'labs', LAB), delete=False) as play:
         play.write(PLAY % dict(server=server.name, implementation=implementation, port=PORT,
                                timeout=ACCESS_TIMEOUT))
     env = dict(PODMAN_ENV, ANSIBLE_NOCOLOR='1', PK_TEST_FWKNOP_KEY=base64.b64encode(KEY).decode(),
                PK_TEST_FWKNOP_HMAC=base64.b64encode(HMAC_KEY).decode())
     try:
-        res = subprocess.run(['ansible-playbook', '-i', os.path.join(STATE, 'labs', LAB, 'inventory.yml'), play.name],
+        res = subprocess.run(['ansible-playbook', '-i', os.path.join(STATE, 'labs', LAB, 'inventory.yml'), play.name] + list(extra),
                              cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                              universal_newlines=True, check=False, timeout=600)
     finally:
@@ -168,4 +168,6 @@ def test_3_back_to_debian(server, controller, phases):
     check_access(server, controller)
     again = converge(server, 'debian')
     assert 'changed=0' in again, again[-3000:]
+    predicted = converge(server, 'debian', '--check', '--diff')     # keys masked: converge checks
+    assert 'changed=0' in predicted, predicted[-3000:]
     del out
