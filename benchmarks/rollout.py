@@ -127,6 +127,41 @@ def fit(points):
     return my - b * mx, b
 
 
+def report(sizes, forks_list, results, memory):
+    """The table, the lab hosts' memory and the fits (also after an interrupted run: what was measured)."""
+    median = lambda v: sorted(v)[len(v) // 2]
+    print()
+    for size in sorted(memory):
+        print('lab host memory, %d hosts: mean %.0f MiB, max %.0f MiB per host (podman stats after a first run)'
+              % (size, median([m[0] for m in memory[size]]), max(m[1] for m in memory[size])))
+    print()
+    print('| hosts | forks | site first (s) | baseline first (s) | first ratio | site idempotent (s) '
+          '| baseline idempotent (s) | idempotent ratio | site tasks/host | baseline tasks/host |')
+    print('|---|---|---|---|---|---|---|---|---|---|')
+    for size in sizes:
+        for forks in forks_list:
+            s = results.get((size, forks, 'site'))
+            b = results.get((size, forks, 'baseline'))
+            if not s or not b:
+                continue
+            sf, si = median([r[0]['wall'] for r in s]), median([r[1]['wall'] for r in s])
+            bf, bi = median([r[0]['wall'] for r in b]), median([r[1]['wall'] for r in b])
+            print('| %d | %d | %.1f | %.1f | x%.2f | %.1f | %.1f | x%.2f | %.1f | %.1f |'
+                  % (size, forks, sf, bf, sf / bf, si, bi, si / bi, s[0][0]['per_host'], b[0][0]['per_host']))
+    print()
+    print('targets: site first <= 1.5x baseline, idempotent <= 1.2x')
+    for forks in forks_list:
+        for name in ('site', 'baseline'):
+            for idx, label in ((0, 'first'), (1, 'idempotent')):
+                pts = [(size, r[idx]['wall']) for (size, f, n), runs in results.items() if f == forks and n == name
+                       for r in runs]
+                line = fit(pts)
+                if line:
+                    print('fit forks=%d %-8s %-10s wall = %.1f s + %.2f s x hosts' % (forks, name, label, line[0],
+                                                                                      line[1]))
+
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n', 1)[0])
     parser.add_argument('--hosts', default='10,20,40')
@@ -164,36 +199,7 @@ def main():
     finally:
         sh([sys.executable, os.path.join(REPO, 'lab', 'pklab.py'), 'down', '--lab', LAB],
            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    median = lambda v: sorted(v)[len(v) // 2]
-    print()
-    for size in sorted(memory):
-        print('lab host memory, %d hosts: mean %.0f MiB, max %.0f MiB per host (cgroup memory.current after a first run)'
-              % (size, median([m[0] for m in memory[size]]), max(m[1] for m in memory[size])))
-    print()
-    print('| hosts | forks | site first (s) | baseline first (s) | first ratio | site idempotent (s) '
-          '| baseline idempotent (s) | idempotent ratio | site tasks/host | baseline tasks/host |')
-    print('|---|---|---|---|---|---|---|---|---|---|')
-    for size in sizes:
-        for forks in forks_list:
-            s = results.get((size, forks, 'site'))
-            b = results.get((size, forks, 'baseline'))
-            if not s or not b:
-                continue
-            sf, si = median([r[0]['wall'] for r in s]), median([r[1]['wall'] for r in s])
-            bf, bi = median([r[0]['wall'] for r in b]), median([r[1]['wall'] for r in b])
-            print('| %d | %d | %.1f | %.1f | x%.2f | %.1f | %.1f | x%.2f | %.1f | %.1f |'
-                  % (size, forks, sf, bf, sf / bf, si, bi, si / bi, s[0][0]['per_host'], b[0][0]['per_host']))
-    print()
-    print('targets: site first <= 1.5x baseline, idempotent <= 1.2x')
-    for forks in forks_list:
-        for name in ('site', 'baseline'):
-            for idx, label in ((0, 'first'), (1, 'idempotent')):
-                pts = [(size, r[idx]['wall']) for (size, f, n), runs in results.items() if f == forks and n == name
-                       for r in runs]
-                line = fit(pts)
-                if line:
-                    print('fit forks=%d %-8s %-10s wall = %.1f s + %.2f s x hosts' % (forks, name, label, line[0],
-                                                                                      line[1]))
+        report(sizes, forks_list, results, memory)
 
 
 if __name__ == '__main__':
