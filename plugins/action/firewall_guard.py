@@ -23,6 +23,7 @@ from ansible.plugins.action import ActionBase
 
 from ansible_collections.portknock.knock.plugins.plugin_utils.guarded_apply import GUARD_MODULE, reconnect_and_confirm
 
+
 def _seconds(args, key):
     value = args.get(key)
     if value is None:

@@ -97,7 +97,7 @@ options:
         countdown of the reconnect; the snapshot stays the first one, O(paths) and O(services) as armed),
         else try for O(confirm_within) seconds. A host the controller cannot get back into fails (it is
         not reported unreachable) and restores itself when its watchdog fires."
-      - The same code and margins as the C(portknock.knock.recent_knock) action plugin's O(rollback_timeout).
+      - The same code and margins as the C(portknock.knock.recent_knock) action plugin's O(portknock.knock.recent_knock#module:rollback_timeout).
     type: bool
     default: false
   confirm_within:

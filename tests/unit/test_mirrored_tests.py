@@ -16,7 +16,9 @@ import ast
 import glob
 import os
 
+
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
+
 
 def has_logic(path):
     """False for ``__init__.py`` and a doc fragment that is text only (no function)."""
