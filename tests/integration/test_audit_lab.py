@@ -5,8 +5,9 @@
 broken by an ACCEPT ahead of it fails "closed to stranger" on that host only; --check
 only lists the probes; the JUnit file is valid.
 
-Lab: one host per enforcer (iptables, nftables, Debian's knockd, the bundled daemon) plus a
-probe host that knocks from its own address and plays the stranger from a second one.
+Lab: the shared site lab (lab_hosts.site_lab): one host per enforcer (iptables, nftables,
+Debian's knockd, the bundled daemon) plus a probe host that knocks from its own address and
+plays the stranger from a second one.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -15,53 +16,26 @@ __metaclass__ = type
 
 import json
 import os
-import subprocess
 
 import pytest
+
+from lab_hosts import SITE_FLEET as FLEET, SITE_SEQUENCE, on_host
 
 pytestmark = [pytest.mark.integration,
               pytest.mark.skipif(os.geteuid() != 0, reason='needs root (rootful podman lab)')]
 
-REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
-LAB_PODMAN = os.path.join(REPO, 'lab', 'lab-podman')   # podman with the lab's settings
-STATE = os.environ.get('PKLAB_STATE', os.path.join(REPO, '.lab'))
-LAB = 'it-audit'
-FLEET = ['%s-%d' % (LAB, i) for i in range(1, 5)]   # iptables, nftables, knockd, daemon (site_fleet.py LAYOUT)
 BROKEN = FLEET[0]
-DOORS = json.dumps({'portknock_doors': [{'name': 'ssh', 'sequence': [7311, '9127:udp', 8243], 'port': 22,
-                                         'step_timeout': 5, 'open_window': 6, 'ip_version': 'both'}]})
+KNOCK_PORTS = [str(step).split(':', 1)[0] for step in SITE_SEQUENCE]
 
 
-def run(cmd, **kw):
-    return subprocess.run(cmd, cwd=REPO, check=False, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True,
-                          env=dict(os.environ, ANSIBLE_NOCOLOR='1', ANSIBLE_FORKS='5'), **kw)
+@pytest.fixture
+def fleet(site_lab):
+    return site_lab
 
 
-def on_host(host, command):
-    return run([LAB_PODMAN, 'exec', 'pklab-' + host, 'sh', '-c', command]).stdout
-
-
-@pytest.fixture(scope='module')
-def fleet():
-    inventory = os.path.join(STATE, 'labs', LAB, 'fleet.yml')
-    pklab = ['python3', os.path.join(REPO, 'lab', 'pklab.py')]
-    try:
-        res = run(pklab + ['up', '--lab', LAB, '-n', str(len(FLEET) + 1)])
-        assert res.returncode == 0, res.stdout
-        res = run(['python3', os.path.join(REPO, 'tools', 'site_fleet.py'), os.path.join(STATE, 'labs', LAB, 'hosts.json'),
-                   inventory, '--probe'])
-        assert res.returncode == 0, res.stdout
-        res = run(['ansible-playbook', '-i', 'inventory/', '-i', inventory, 'site.yml', '-e', DOORS])
-        assert res.returncode == 0, res.stdout[-5000:]
-        yield inventory
-    finally:
-        run(pklab + ['down', '--lab', LAB])
-
-
-def audit(inventory, tmp_path, *extra):
+def audit(lab, tmp_path, *extra):
     reports = tmp_path / 'reports'
-    res = run(['ansible-playbook', '-i', 'inventory/', '-i', inventory, 'portknock.knock.audit', '-e', DOORS,
-               '-e', 'audit_report_dir=%s' % reports] + list(extra))
+    res, dummy = lab.playbook('portknock.knock.audit', '-e', 'audit_report_dir=%s' % reports, *extra)
     data = json.loads((reports / 'audit.json').read_text()) if (reports / 'audit.json').exists() else None
     return res, data, reports
 
@@ -80,7 +54,7 @@ def test_every_door_passes_on_every_enforcer(fleet, tmp_path):
         assert by['opens_for_knocker']['seconds'] is not None
     # the sequence is in none of the reports, nor in the output
     for text in (res.stdout, (reports / 'audit.json').read_text(), (reports / 'audit.junit.xml').read_text()):
-        assert '7311' not in text and '9127' not in text and '8243' not in text
+        assert not any(port in text for port in KNOCK_PORTS)
     # the table a person reads
     assert 'opens' in res.stdout and 'stranger' in res.stdout
     # a valid JUnit file: a suite per host, no failure

@@ -3,8 +3,8 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """door_info on lab hosts: the counters move by exactly the knocks and opens a test sends (issue 13).
 
-One lab for the whole file: four fleet hosts, one per enforcer (iptables, nftables, Debian's
-knockd, the bundled daemon), rolled out by site.yml with ``portknock_metrics: true``, and a
+The shared site lab (lab_hosts.site_lab): four fleet hosts, one per enforcer (iptables, nftables,
+Debian's knockd, the bundled daemon), rolled out once by site.yml with ``portknock_metrics: true``, and a
 client host (the fleet's probe) that knocks with the collection's knock client.  The counters
 are read on each host with the same code as the module (``portknock-metrics --json``, shipped
 by role host_python) through podman exec, so that no ssh connection of the controller (which
@@ -27,32 +27,21 @@ import time
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from lab_hosts import LAB_PODMAN, PODMAN_ENV, REPO, STATE, LabHost
+import lab_hosts
+from lab_hosts import REPO, SITE_ENFORCERS as ENFORCERS, SITE_FLEET
 
 pytestmark = pytest.mark.integration
 
-LAB = 'it-doorinfo'
-ENFORCERS = ['iptables', 'nftables', 'knockd', 'daemon']       # fleet hosts 1..4 (tools/site_fleet.py LAYOUT)
-HOSTS = dict((enforcer, '%s-%d' % (LAB, k)) for k, enforcer in enumerate(ENFORCERS, 1))
-SEQUENCE = ['7219', '9203:udp', '8361']                           # inventory/group_vars/portknock_fleet.yml
-KNOCK_PORTS = ('7219', '9203', '8361')
+HOSTS = dict(zip(ENFORCERS, SITE_FLEET))
+SEQUENCE = [str(step) for step in lab_hosts.SITE_SEQUENCE]
+KNOCK_PORTS = tuple(step.split(':', 1)[0] for step in SEQUENCE)
 COLLECTION = '/usr/lib/portknock/ansible_collections/portknock/knock'
 METRICS_FILE = '/var/lib/prometheus/node-exporter/portknock.prom'
-RECAP = re.compile(r'^(\S+)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)', re.M)
 PROMTOOL = shutil.which('promtool')
 
 
 def on_host(host, command, check=True):
-    proc = subprocess.run([LAB_PODMAN, 'exec', 'pklab-' + host, 'sh', '-c', command], env=PODMAN_ENV, check=False,
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, timeout=120)
-    if check and proc.returncode != 0:
-        raise AssertionError('%s: %s failed (%d): %s' % (host, command, proc.returncode, proc.stderr[-2000:]))
-    return proc.stdout
-
-
-def pklab(*args):
-    return subprocess.run(['python3', os.path.join(REPO, 'lab', 'pklab.py')] + list(args), check=False,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
+    return lab_hosts.on_host(host, command, check=check, stderr=False)
 
 
 class Lab(object):
@@ -87,28 +76,10 @@ class Lab(object):
 
 
 @pytest.fixture(scope='module')
-def lab():
-    inventory = os.path.join(STATE, 'labs', LAB, 'fleet.yml')
-    try:
-        res = pklab('up', '--lab', LAB, '-n', str(len(ENFORCERS) + 1))
-        assert res.returncode == 0, res.stdout[-3000:]
-        hosts_json = os.path.join(STATE, 'labs', LAB, 'hosts.json')
-        subprocess.run(['python3', os.path.join(REPO, 'tools', 'site_fleet.py'), hosts_json, inventory, '--probe'],
-                       check=True)
-        with open(hosts_json) as handle:
-            record = json.load(handle)
-        hosts = dict((host['name'], host) for host in record['hosts'])
-        client = LabHost(record['hosts'][-1], record['key'])
-        proc = subprocess.run(['ansible-playbook', '-i', os.path.join(REPO, 'inventory'), '-i', inventory,
-                               os.path.join(REPO, 'site.yml'), '-e', json.dumps({'portknock_metrics': True})],
-                              cwd=REPO, check=False, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              universal_newlines=True, env=dict(os.environ, ANSIBLE_FORKS='4', ANSIBLE_NOCOLOR='1'))
-        assert proc.returncode == 0, proc.stdout[-6000:]
-        result = Lab(inventory, hosts, client)
-        result.knock_client = client.install_collection() + '/scripts/knock'
-        yield result
-    finally:
-        pklab('down', '--lab', LAB)
+def lab(site_lab):
+    result = Lab(site_lab.inventory, site_lab.hosts, site_lab.probe)
+    result.knock_client = site_lab.probe.install_collection() + '/scripts/knock'
+    return result
 
 
 def delta(after, before):

@@ -32,15 +32,14 @@ import json
 import os
 import re
 import subprocess
-import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from lab_hosts import STATE, lab as make_lab  # noqa: E402  # pylint: disable=import-error,wrong-import-position
+import lab_hosts
+from lab_hosts import STATE, lab as make_lab
 
 LAB = 'it-guardfault'
 SSH_SEQUENCE = [7313, 4187, 9421]
@@ -53,10 +52,7 @@ DOORS = {   # doors the tests add and take away (never on 22)
     'gamma': dict(name='gamma', sequence=[3391, 7748, 2165], port=2303),
 }
 
-pytestmark = [pytest.mark.integration,
-              pytest.mark.skipif(os.geteuid() != 0, reason='needs root (rootful podman lab)'),
-              pytest.mark.skipif(not os.environ.get('PORTKNOCK_COLLECTION'),
-                                 reason='source tools/bootstrap.sh first (installed collection)')]
+pytestmark = lab_hosts.LAB_TEST
 
 # ip6tables-nft-restore that refuses the gamma door's script (and only that): the guard's own
 # restores, which feed whole saved rule sets, go through.

@@ -25,19 +25,15 @@ import json
 import os
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from lab_hosts import LAB_PODMAN, PODMAN_ENV, REPO, STATE, lab  # noqa: E402  # pylint: disable=import-error,wrong-import-position
+import lab_hosts
+from lab_hosts import LAB_PODMAN, PODMAN_ENV, REPO, STATE, lab
 
-pytestmark = [pytest.mark.integration,
-              pytest.mark.skipif(os.geteuid() != 0, reason='needs root (rootful podman lab)'),
-              pytest.mark.skipif(not os.environ.get('PORTKNOCK_COLLECTION'),
-                                 reason='source tools/bootstrap.sh first (installed collection)')]
+pytestmark = lab_hosts.LAB_TEST
 
 LAB = 'it-hostfw'
 IPT_SEQUENCE = [7313, 4187, 9421]

@@ -30,20 +30,15 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 import textwrap
 
 import jinja2
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import lab_hosts  # noqa: E402  # pylint: disable=import-error,wrong-import-position
+import lab_hosts
 
-pytestmark = [pytest.mark.integration,
-              pytest.mark.skipif(os.geteuid() != 0, reason='needs root (rootful podman lab)'),
-              pytest.mark.skipif(not os.environ.get('PORTKNOCK_COLLECTION'),
-                                 reason='source tools/bootstrap.sh first (installed collection)')]
+pytestmark = lab_hosts.LAB_TEST
 
 LAB = 'it-nftfc'
 CONTROLLER = ('10.231.0.1', 'fd42:706b:6c61::1')

@@ -29,15 +29,14 @@ import os
 import re
 import shlex
 import subprocess
-import sys
 import tempfile
 import textwrap
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from lab_hosts import STATE, lab as make_lab  # noqa: E402  # pylint: disable=import-error,wrong-import-position
+import lab_hosts
+from lab_hosts import STATE, lab as make_lab
 
 LAB = 'it-recent'
 BACKENDS = ('iptables-nft', 'legacy', 'nftables')
@@ -51,10 +50,7 @@ MULTI = dict(name='multi', sequence=[7001, '7002:udp', 7001, 7003], step_timeout
 TCP3 = dict(name='tcp3', sequence='7201,7202,7203', step_timeout=2, open_window=5, port=2223)
 SCAN = dict(name='scan', sequence=[7301, 7302], step_timeout=10, open_window=5, port=2224)
 
-pytestmark = [pytest.mark.integration,
-              pytest.mark.skipif(os.geteuid() != 0, reason='needs root (rootful podman lab)'),
-              pytest.mark.skipif(not os.environ.get('PORTKNOCK_COLLECTION'),
-                                 reason='source tools/bootstrap.sh first (installed collection)')]
+pytestmark = lab_hosts.LAB_TEST
 
 LISTENER = textwrap.dedent('''
     import socket, threading

@@ -3,8 +3,9 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """site.yml on lab hosts: rollout, idempotence, check mode, and the way back.
 
-Four fleet hosts, one per enforcer (iptables, nftables, Debian's knockd, the bundled daemon),
-all reached through their doors by portknock.knock.ssh.  Run with tools/test.sh (which
+The shared site lab (lab_hosts.site_lab, rolled out once): four fleet hosts, one per enforcer
+(iptables, nftables, Debian's knockd, the bundled daemon), all reached through their doors by
+portknock.knock.ssh.  Run with tools/test.sh (which
 builds and installs the collection and sets the environment), as root.
 """
 
@@ -16,33 +17,16 @@ import difflib
 import json
 import os
 import re
-import subprocess
 import time
 
 import pytest
 
+from lab_hosts import SITE_FLEET as HOSTS, STATE, on_host, site_doors, write_fleet
+
 pytestmark = pytest.mark.integration
 
-REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
-LAB_PODMAN = os.path.join(REPO, 'lab', 'lab-podman')   # podman with the lab's settings
-LAB = 'it-site'
-STATE = os.environ.get('PKLAB_STATE', os.path.join(REPO, '.lab'))
-HOSTS = ['%s-%d' % (LAB, i) for i in range(1, 5)]   # iptables, nftables, knockd, daemon
 BROKEN = HOSTS[2]
 ROLLBACK = 20
-RECAP = re.compile(r'^(\S+)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)', re.M)
-CONTAINERS = dict(os.environ)   # podman runs through LAB_PODMAN, which applies the lab's settings
-
-
-def pklab(*args):
-    return subprocess.run(['python3', os.path.join(REPO, 'lab', 'pklab.py')] + list(args), check=True,
-                          stdout=subprocess.PIPE, universal_newlines=True).stdout
-
-
-def on_host(host, command):
-    """Read a host's state without ssh (its door may be closed to us)."""
-    return subprocess.run([LAB_PODMAN, 'exec', 'pklab-' + host, 'sh', '-c', command], env=CONTAINERS, check=False,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True).stdout
 
 
 # What knockers change while a door works (not configuration): knockd's per-knocker ACCEPT
@@ -72,40 +56,13 @@ def same_state(before):
     return changed
 
 
-def playbook(inventory, *extra):
-    cmd = ['ansible-playbook', '-i', os.path.join(REPO, 'inventory'), '-i', inventory,
-           os.path.join(REPO, 'site.yml')] + list(extra)
-    proc = subprocess.run(cmd, cwd=REPO, check=False, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          universal_newlines=True, env=dict(os.environ, ANSIBLE_FORKS='4', ANSIBLE_NOCOLOR='1'))
-    recap = {}
-    for name, ok, changed, unreachable, failed in RECAP.findall(proc.stdout):
-        recap[name] = dict(ok=int(ok), changed=int(changed), unreachable=int(unreachable), failed=int(failed))
-    return proc, recap
-
-
 def doors(open_window):
-    return json.dumps({'portknock_doors': [{'name': 'ssh', 'sequence': [7219, '9203:udp', 8361], 'port': 22,
-                                            'step_timeout': 5, 'open_window': open_window}]})
+    return json.dumps(site_doors(open_window))
 
 
-@pytest.fixture(scope='module')
-def fleet():
-    inventory = os.path.join(STATE, 'labs', LAB, 'fleet.yml')
-    try:
-        pklab('up', '--lab', LAB, '-n', str(len(HOSTS)))
-        subprocess.run(['python3', os.path.join(REPO, 'tools', 'site_fleet.py'),
-                        os.path.join(STATE, 'labs', LAB, 'hosts.json'), inventory], check=True)
-        yield inventory
-    finally:
-        subprocess.run(['python3', os.path.join(REPO, 'lab', 'pklab.py'), 'down', '--lab', LAB], check=False)
-
-
-@pytest.fixture(scope='module')
-def rolled_out(fleet):
-    proc, recap = playbook(fleet)
-    assert proc.returncode == 0, proc.stdout[-6000:]
-    assert all(recap[h]['failed'] == 0 and recap[h]['unreachable'] == 0 for h in HOSTS), recap
-    return fleet
+@pytest.fixture
+def rolled_out(site_lab):
+    return site_lab
 
 
 def test_rollout_puts_a_door_on_every_enforcer(rolled_out):
@@ -125,28 +82,27 @@ def test_plain_ssh_is_refused_after_rollout(rolled_out):
 
 
 def test_second_run_changes_nothing(rolled_out):
-    proc, recap = playbook(rolled_out)
+    proc, recap = rolled_out.playbook()
     assert proc.returncode == 0, proc.stdout[-6000:]
     assert all(recap[h]['changed'] == 0 for h in HOSTS), recap
 
 
 def test_check_mode_predicts_and_changes_nothing(rolled_out):
     before = dict((h, state_of(h)) for h in HOSTS)
-    proc, recap = playbook(rolled_out, '--check', '--diff', '-e', doors(25))
+    proc, recap = rolled_out.playbook('site.yml', '--check', '--diff', '-e', doors(25))
     assert proc.returncode == 0, proc.stdout[-6000:]
     assert all(recap[h]['changed'] > 0 for h in HOSTS), recap     # the change is predicted
     assert same_state(before) == {}                               # and not made
 
 
+@pytest.mark.site_lab_destructive      # the fleet keeps the new doors: after every other test of the site lab
 def test_broken_door_reverts_and_stops_the_rollout(rolled_out):
     before = dict((h, state_of(h)) for h in HOSTS)
     # The knockd host's daemon is moved to lo: it never sees the controller's knocks.
-    broken = rolled_out.replace('fleet.yml', 'fleet-broken.yml')
-    subprocess.run(['python3', os.path.join(REPO, 'tools', 'site_fleet.py'),
-                    os.path.join(STATE, 'labs', LAB, 'hosts.json'), broken,
-                    '--set=%s:knockd_interface="lo"' % BROKEN], check=True)
-    proc, recap = playbook(broken, '-e', doors(25), '-e', json.dumps({
-        'portknock_serial': [1, 2, 1], 'portknock_rollback_timeout': ROLLBACK}))
+    broken = write_fleet(rolled_out.name, os.path.join(STATE, 'labs', rolled_out.name, 'fleet-broken.yml'),
+                         '--set=%s:knockd_interface="lo"' % BROKEN)
+    proc, recap = rolled_out.playbook('site.yml', '-e', doors(25), '-e', json.dumps({
+        'portknock_serial': [1, 2, 1], 'portknock_rollback_timeout': ROLLBACK}), inventory=broken)
     assert proc.returncode != 0, proc.stdout[-3000:]
     assert recap[BROKEN]['failed'] + recap[BROKEN]['unreachable'] == 1, recap
     assert 'stayed closed' in proc.stdout or 'ROLLED BACK' in proc.stdout or 'rolled' in proc.stdout, proc.stdout[-4000:]
