@@ -70,7 +70,7 @@ options:
       - Host to knock on when it is not the host ssh connects to (for example a firewall doing
         DNAT). It is resolved in the same address family as the ssh target.
       - Default is the address ssh connects to.
-      - Not used for SPA (O(knock_spa_key)): the SPA packet goes to the address ssh connects to.
+      - Not used for SPA (O(knock_spa_key)); the SPA packet goes to the address ssh connects to.
     type: str
     vars:
       - name: knock_host
