@@ -48,6 +48,52 @@ options:
       - A name may appear once. Stanzas are applied in list order (a new stanza is added at the end).
     type: list
     elements: dict
+    suboptions:
+      name:
+        description: Name of the stanza, as O(name).
+        type: str
+        required: true
+      state:
+        description: As O(state).
+        type: str
+        choices: [present, absent]
+        default: present
+      sequence:
+        description: As O(sequence).
+        type: raw
+      one_time_sequences:
+        description: As O(one_time_sequences).
+        type: path
+      seq_timeout:
+        description: As O(seq_timeout).
+        type: raw
+      tcpflags:
+        description: As O(tcpflags).
+        type: raw
+      target:
+        description: As O(target).
+        type: str
+      start_command:
+        description: As O(start_command).
+        type: str
+      start_command_6:
+        description: As O(start_command_6).
+        type: str
+      cmd_timeout:
+        description: As O(cmd_timeout).
+        type: raw
+      stop_command:
+        description: As O(stop_command).
+        type: str
+      stop_command_6:
+        description: As O(stop_command_6).
+        type: str
+      command:
+        description: As O(command).
+        type: str
+      command_6:
+        description: As O(command_6).
+        type: str
   exclusive:
     description:
       - With O(stanzas), remove every stanza of the file that is not in the list (C([options]) stays).

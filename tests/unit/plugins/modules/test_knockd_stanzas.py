@@ -98,7 +98,7 @@ def test_one_write_of_every_stanza_then_idempotent(conf, check, diff):
         text = handle.read()
     assert text.startswith('# managed by hand before\n[options]\n\tUseSyslog\n')
     assert '[openSSH]' not in text and '# the web door\n[web]' in text
-    assert [s for s in parse(text).stanza_names()] == ['web'] + ['door%d' % i for i in range(6)]
+    assert list(parse(text).stanza_names()) == ['web'] + ['door%d' % i for i in range(6)]
     assert dict((st.name, st) for st in semantic(parse(text))['stanzas'])['door3'].seq_timeout == 8
     again, output, failed = run(conf, stanzas, diff=diff)
     assert not failed and again['changed'] is False and again['changed_stanzas'] == {}
