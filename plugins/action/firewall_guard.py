@@ -17,11 +17,11 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible.errors import AnsibleActionFail, AnsibleConnectionFailure
+from ansible.errors import AnsibleActionFail
 from ansible.module_utils.parsing.convert_bool import boolean
-from ansible.plugins.action import ActionBase
 
-from ansible_collections.portknock.knock.plugins.plugin_utils.guarded_apply import GUARD_MODULE, reconnect_and_confirm
+from ansible_collections.portknock.knock.plugins.plugin_utils.guarded_apply import (
+    GUARD_MODULE, GuardedAction, reconnect_and_confirm)
 
 
 def _seconds(args, key):
@@ -37,36 +37,21 @@ def _seconds(args, key):
     return value
 
 
-class ActionModule(ActionBase):
+class ActionModule(GuardedAction):
 
-    def run(self, tmp=None, task_vars=None):
-        self._supports_check_mode = True
-        self._supports_async = False
-        result = super(ActionModule, self).run(tmp, task_vars)
-        del tmp
-        if result.get('skipped'):
-            return result
-        args = dict(self._task.args)
+    def apply(self, args, task_vars):
         try:
             reconnect = boolean(args.pop('reconnect', False), strict=True)
         except TypeError as exc:
             raise AnsibleActionFail('reconnect: %s' % exc)
         within = _seconds(args, 'confirm_within')
         args.pop('confirm_within', None)    # the action's own options: the module ignores them
-        try:
-            if reconnect and args.get('state') == 'confirmed' and not self._play_context.check_mode:
-                if 'timeout' not in args and within is None:
-                    raise AnsibleActionFail('reconnect needs timeout (start the countdown first) or confirm_within '
-                                            '(the arm\'s confirm_within) to know how long to try')
-                result.update(reconnect_and_confirm(
-                    self, task_vars, args.get('name', 'default'), token=args.get('token'),
-                    countdown=_seconds(args, 'timeout'), within=within,
-                    paths=args.get('paths') or (), services=args.get('services') or ()))
-            else:
-                result.update(self._execute_module(module_name=GUARD_MODULE, module_args=args, task_vars=task_vars))
-        finally:
-            try:
-                self._remove_tmp_path(self._connection._shell.tmpdir)
-            except AnsibleConnectionFailure:
-                pass    # the host is out of reach (the failure message says why)
-        return result
+        if reconnect and args.get('state') == 'confirmed' and not self._play_context.check_mode:
+            if 'timeout' not in args and within is None:
+                raise AnsibleActionFail('reconnect needs timeout (start the countdown first) or confirm_within '
+                                        '(the arm\'s confirm_within) to know how long to try')
+            return reconnect_and_confirm(
+                self, task_vars, args.get('name', 'default'), token=args.get('token'),
+                countdown=_seconds(args, 'timeout'), within=within,
+                paths=args.get('paths') or (), services=args.get('services') or ())
+        return self._execute_module(module_name=GUARD_MODULE, module_args=args, task_vars=task_vars)

@@ -19,12 +19,11 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible.errors import AnsibleActionFail, AnsibleConnectionFailure
-from ansible.plugins.action import ActionBase
+from ansible.errors import AnsibleActionFail
 
 from ansible_collections.portknock.knock.plugins.module_utils.door import parse_name
 from ansible_collections.portknock.knock.plugins.module_utils.sequence import KnockValueError
-from ansible_collections.portknock.knock.plugins.plugin_utils.guarded_apply import run_guarded
+from ansible_collections.portknock.knock.plugins.plugin_utils.guarded_apply import GuardedAction, run_guarded
 
 MODULE = 'portknock.knock.recent_knock'
 GUARD_PREFIX = 'recent_knock'
@@ -39,16 +38,9 @@ def guard_name(door_name):
         return GUARD_PREFIX
 
 
-class ActionModule(ActionBase):
+class ActionModule(GuardedAction):
 
-    def run(self, tmp=None, task_vars=None):
-        self._supports_check_mode = True
-        self._supports_async = False
-        result = super(ActionModule, self).run(tmp, task_vars)
-        del tmp
-        if result.get('skipped'):
-            return result
-        args = dict(self._task.args)
+    def apply(self, args, task_vars):
         timeout = args.pop('rollback_timeout', 0) or 0
         try:
             timeout = int(timeout)
@@ -56,15 +48,7 @@ class ActionModule(ActionBase):
             raise AnsibleActionFail('rollback_timeout %r is not a number of seconds' % (timeout,))
         if timeout < 0:
             raise AnsibleActionFail('rollback_timeout %r must be 0 (no rollback) or more seconds' % (timeout,))
-        try:
-            if timeout and not self._play_context.check_mode:
-                name = guard_name(args.get('name')) if args.get('doors') is None else GUARD_PREFIX
-                result.update(run_guarded(self, task_vars, MODULE, args, timeout, name))
-            else:
-                result.update(self._execute_module(module_name=MODULE, module_args=args, task_vars=task_vars))
-        finally:
-            try:
-                self._remove_tmp_path(self._connection._shell.tmpdir)
-            except AnsibleConnectionFailure:
-                pass    # the host is out of reach (the guard's failure message says why)
-        return result
+        if timeout and not self._play_context.check_mode:
+            name = guard_name(args.get('name')) if args.get('doors') is None else GUARD_PREFIX
+            return run_guarded(self, task_vars, MODULE, args, timeout, name)
+        return self._execute_module(module_name=MODULE, module_args=args, task_vars=task_vars)

@@ -32,6 +32,7 @@ __metaclass__ = type
 import time
 
 from ansible.errors import AnsibleConnectionFailure
+from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
 from ansible_collections.portknock.knock.plugins.module_utils.firewall_snapshot import AFTER_DEADLINE, CONFIRM_MARGIN
@@ -40,6 +41,32 @@ display = Display()
 
 GUARD_MODULE = 'portknock.knock.firewall_guard'
 MARGIN = CONFIRM_MARGIN     # the guard's one set of margins (firewall_snapshot.py), also the role guard's
+
+
+class GuardedAction(ActionBase):
+    """The run() of the action plugins recent_knock and firewall_guard: check mode supported,
+    no async, skipped tasks returned as they are, the remote tmp dir removed afterwards (also on
+    failure, quietly when the host is out of reach).  A subclass's ``apply(args, task_vars)``
+    gets a copy of the task's args and returns the result to merge."""
+
+    def apply(self, args, task_vars):
+        raise NotImplementedError
+
+    def run(self, tmp=None, task_vars=None):
+        self._supports_check_mode = True
+        self._supports_async = False
+        result = super(GuardedAction, self).run(tmp, task_vars)
+        del tmp
+        if result.get('skipped'):
+            return result
+        try:
+            result.update(self.apply(dict(self._task.args), task_vars))
+        finally:
+            try:
+                self._remove_tmp_path(self._connection._shell.tmpdir)
+            except AnsibleConnectionFailure:
+                pass    # the host is out of reach (the failure message says why)
+        return result
 
 
 def _guard(action, task_vars, **args):
