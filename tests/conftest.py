@@ -13,7 +13,7 @@ import os
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-for helpers in ('integration', os.path.join('unit', 'plugins', 'modules')):
+for helpers in ('integration', os.path.join('unit', 'plugins', 'modules'), os.path.join('unit', 'plugins', 'action')):
     path = os.path.join(HERE, helpers)
     if path not in sys.path:
         sys.path.insert(0, path)

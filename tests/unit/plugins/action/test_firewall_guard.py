@@ -7,8 +7,6 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import os
-from unittest import mock
-
 import pytest
 import yaml
 
@@ -17,28 +15,15 @@ from ansible.errors import AnsibleActionFail
 from ansible_collections.portknock.knock.plugins.action import firewall_guard as action
 from ansible_collections.portknock.knock.plugins.plugin_utils import guarded_apply
 
+from action_utils import make_action
+
 TOKEN = 'c4' * 16
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), *(['..'] * 4)))
 
 
 def make(args, check_mode=False):
-    task = mock.MagicMock()
-    task.args = dict(args)
-    task.check_mode = check_mode
-    task.async_val = 0
-    task.diff = False
-    connection = mock.MagicMock()
-    connection._shell.tmpdir = None
-    play_context = mock.MagicMock()
-    play_context.check_mode = check_mode
-    plugin = action.ActionModule(task, connection, play_context, loader=None, templar=None, shared_loader_obj=None)
-    plugin.calls = []
-
-    def execute(module_name=None, module_args=None, task_vars=None):
-        plugin.calls.append((module_name, dict(module_args)))
-        return {'changed': module_args.get('state') == 'armed', 'token': TOKEN}
-    plugin._execute_module = execute
-    return plugin
+    return make_action(action, args, check_mode,
+                       lambda module_args: {'changed': module_args.get('state') == 'armed', 'token': TOKEN})
 
 
 @pytest.fixture

@@ -14,22 +14,11 @@ from ansible.errors import AnsibleActionFail
 
 from ansible_collections.portknock.knock.plugins.action import recent_knock as action
 
+from action_utils import make_action
+
 
 def make(args, check_mode=False):
-    task = mock.MagicMock()
-    task.args = dict(args)
-    task.check_mode = check_mode
-    task.async_val = 0
-    task.diff = False
-    connection = mock.MagicMock()
-    connection._shell.tmpdir = None
-    play_context = mock.MagicMock()
-    play_context.check_mode = check_mode
-    plugin = action.ActionModule(task, connection, play_context, loader=None, templar=None, shared_loader_obj=None)
-    plugin.calls = []
-    plugin._execute_module = lambda module_name=None, module_args=None, task_vars=None: (
-        plugin.calls.append((module_name, dict(module_args))) or {'changed': True})
-    return plugin
+    return make_action(action, args, check_mode, lambda module_args: {'changed': True})
 
 
 @pytest.fixture
