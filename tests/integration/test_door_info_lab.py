@@ -101,6 +101,24 @@ def wait_for_delta(lab, enforcer, before, opens, deadline=15.0):
     return lab.door(enforcer)
 
 
+KNOCKD_LOG = '/var/log/knockd.log'
+KNOCKD_TIMEOUT = re.compile(r'^(?:\[[^\]]*\] )?(\S+): \S+: sequence timeout \(stage \d+\)$')
+
+
+def knockd_log_lines(enforcer):
+    """How many lines knockd's log holds now (None for the other enforcers)."""
+    if enforcer != 'knockd':
+        return None
+    return int(on_host(HOSTS[enforcer], 'cat %s 2>/dev/null | wc -l' % KNOCKD_LOG).strip() or 0)
+
+
+def leftover_timeouts(enforcer, mark, client):
+    """knockd's "sequence timeout" lines since ``mark`` of sources other than ``client``."""
+    text = on_host(HOSTS[enforcer], 'tail -n +%d %s' % (mark + 1, KNOCKD_LOG))
+    sources = [m.group(1) for m in (KNOCKD_TIMEOUT.match(line.strip()) for line in text.splitlines()) if m]
+    return len([s for s in sources if s != client])
+
+
 @pytest.mark.parametrize('enforcer', ENFORCERS)
 def test_counters_move_by_exactly_the_knocks_and_opens_sent(lab, enforcer):
     kernel = enforcer in ('iptables', 'nftables')
@@ -111,6 +129,7 @@ def test_counters_move_by_exactly_the_knocks_and_opens_sent(lab, enforcer):
     assert all(isinstance(n, int) for n in before['knocks'] + [before['opens']]), before
     client = lab.client.ipv4
     assert client not in [s['address'] for s in before['open_sources']]
+    log_mark = knockd_log_lines(enforcer)
     lab.knock(enforcer, '22')                                  # one SYN to the protected port: a stranger
     lab.knock(enforcer, SEQUENCE[0], SEQUENCE[2])              # wrong order: step 1, then the last step's port
     lab.knock(enforcer, *SEQUENCE)                             # the right knock: opens
@@ -120,7 +139,11 @@ def test_counters_move_by_exactly_the_knocks_and_opens_sent(lab, enforcer):
     assert moved['knocks'] == [2, 1, 1], (moved, after)
     assert moved['opens'] == 1, (moved, after)
     if enforcer == 'knockd':
-        assert moved['refusals'] in (None, 0)                  # Debian's knockd does not log a wrong-order knock
+        # Debian's knockd does not log a wrong-order knock; it logs a "sequence timeout" of ANY
+        # source's stale attempt only when the next packet comes in (here: the test's first knock),
+        # e.g. the audit's stranger knocks in the shared lab.  Those are not the test's refusals.
+        others = leftover_timeouts(enforcer, log_mark, client)
+        assert moved['refusals'] in (None, others), (moved, others, after)
     else:
         assert moved['refusals'] == 1, (moved, after)
     if kernel:
