@@ -134,7 +134,7 @@ def _setup_client(the_lab):
     client = the_lab.client
     client.sh('mkdir -p %s/plugins /root/.ssh && chmod 700 /root/.ssh' % REMOTE)
     client.put(os.path.join(collection, 'plugins', 'module_utils'), REMOTE + '/plugins/module_utils')
-    client.put(os.path.join(collection, 'scripts', 'knock'), KNOCK)
+    client.put(os.path.join(collection, 'scripts'), REMOTE + '/scripts')   # knock and its launcher
     client.put(the_lab.key, '/root/.ssh/id_ed25519')
     client.sh('chmod 600 /root/.ssh/id_ed25519 && chmod 755 %s' % KNOCK)
 
