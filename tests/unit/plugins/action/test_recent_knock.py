@@ -6,8 +6,6 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from unittest import mock
-
 import pytest
 
 from ansible.errors import AnsibleActionFail
