@@ -45,7 +45,7 @@ from . import nft_rules
 from . import recent_rules
 from .door import CHAIN_PREFIX
 from .firewall_snapshot import default_run, which
-from .host_firewall import write_atomic
+from .atomic_file import write_atomic
 from .knockd_daemon.actions import read_state_file
 from .knockd_conf import KnockdConfError, parse as parse_knockd_conf, secret_ports, semantic
 from .sequence import KnockValueError

@@ -42,6 +42,7 @@ import sys
 
 from . import nft_rules
 from . import recent_rules
+from .atomic_file import write_atomic
 from .door import CHAIN_PREFIX
 from .firewall_snapshot import default_run, nft_tables, which
 from .iptables_backend import BackendError, IptablesBackend
@@ -69,39 +70,6 @@ def _masked(text, data):
     """A tool's error output, one line, with every number that occurs in its input masked (knock ports)."""
     numbers = set(re.findall(r'\d+', data or ''))
     return re.sub(r'\d+', lambda m: '#' if m.group(0) in numbers else m.group(0), ' '.join((text or '').split()))[:400]
-
-
-def write_atomic(path, text, mode=0o600):
-    """Write ``text`` to ``path`` if it differs: ``mode`` (0600) from creation, fsynced, renamed, directory fsynced."""
-    try:
-        with open(path) as handle:
-            if handle.read() == text:
-                return False
-    except (IOError, OSError):
-        pass
-    directory = os.path.dirname(os.path.abspath(path))
-    tmp = os.path.join(directory, '.%s.%d.tmp' % (os.path.basename(path), os.getpid()))
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    try:
-        os.fchmod(fd, mode)      # the umask can only take bits away; make it exactly the mode
-        with os.fdopen(fd, 'w') as handle:
-            fd = None
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.rename(tmp, path)
-    except BaseException:
-        if fd is not None:
-            os.close(fd)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    dir_fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-    return True
 
 
 def read_file(path):

@@ -31,8 +31,9 @@ __metaclass__ = type
 import collections
 import os
 import re
-import tempfile
 import time
+
+from ..atomic_file import write_atomic
 
 DEFAULT_MAX_ENTRIES = 100000
 FILE_MODE = 0o600
@@ -170,34 +171,16 @@ class ReplayCache:
         if self.path is None:
             return True
         directory = os.path.dirname(self.path) or '.'
-        tmp = None
         try:
             if not os.path.isdir(directory):
                 os.makedirs(directory, 0o700)
-            fd, tmp = tempfile.mkstemp(prefix='.digest-', dir=directory)   # 0600
-            try:
-                os.fchmod(fd, FILE_MODE)
-                data = (HEADER + ''.join(self._line(d, e) for d, e in self.entries.items())).encode('ascii')
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view):]
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.rename(tmp, self.path)
-            tmp = None
+            write_atomic(self.path, HEADER + ''.join(self._line(d, e) for d, e in self.entries.items()), FILE_MODE)
             self.lines = len(self.entries)
             self.broken = False
             return True
         except (IOError, OSError) as error:
             self._error('write', error)
             return False
-        finally:
-            if tmp is not None:
-                try:
-                    os.unlink(tmp)
-                except OSError:
-                    pass
 
     def _append(self, digest, entry):
         if self.path is None:
