@@ -24,7 +24,6 @@ __metaclass__ = type
 
 import argparse
 import collections
-import os
 import sys
 import time
 
@@ -32,10 +31,10 @@ from .. import spa
 from ..fwknop_conf import FwknopConfError, load_access_conf, load_fwknopd_conf
 from ..sequence import KnockValueError
 from .actions import DEFAULT_MAX_COMMANDS, DEFAULT_MAX_OPEN_DOORS
-from .capture import SPA_SNAPLEN, Capture
-from .kernel_door import KernelDoorError
+from .capture import SPA_SNAPLEN
 from .log import KnockdLog
-from .main import Daemon, daemonize, positive, split_interfaces
+from .main import ConfigError as DaemonConfigError
+from .main import Daemon, positive, serve, split_interfaces, start
 from .replay_cache import DEFAULT_MAX_ENTRIES, ReplayCache
 from .sequence_tracker import SequenceTracker
 from .spa_receiver import SpaReceiver, udp_payload
@@ -53,7 +52,7 @@ SpaDoor = collections.namedtuple('SpaDoor', ['name', 'cmd_timeout'])
 _CounterDoor = collections.namedtuple('_CounterDoor', ['name', 'sequence'])
 
 
-class ConfigError(Exception):
+class ConfigError(DaemonConfigError):
     pass
 
 
@@ -232,38 +231,20 @@ class FwknopDaemon(Daemon):
         return True
 
 
-def _write_pid(path):
-    try:
-        with open(path, 'w') as handle:
-            handle.write('%d\n' % os.getpid())
-        return True
-    except (IOError, OSError):
-        return False
-
-
-def main(argv=None):
-    parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exit_:
-        return exit_.code
-    if args.version:
-        sys.stdout.write('fwknopd server %s (portknock.knock python drop-in)\n' % VERSION)
-        return 0
-    if args.help:
-        parser.print_help()
-        return 0
+def _log(args):
     # attributes of the knock daemon's options that its machinery reads
     args.max_commands = DEFAULT_MAX_COMMANDS
     args.logfile = None
-    log = KnockdLog(verbose=args.foreground or args.verbose > 0, debug=args.verbose > 1,
-                    stream=sys.stderr, log_format=args.log_format, ident='fwknopd')
-    try:
-        daemon = FwknopDaemon(args, log)
-        daemon.load()
-    except (ConfigError, KernelDoorError, KnockValueError) as error:
-        sys.stderr.write('portknock-fwknopd: %s\n' % error)
-        return 1
+    return KnockdLog(verbose=args.foreground or args.verbose > 0, debug=args.verbose > 1,
+                     stream=sys.stderr, log_format=args.log_format, ident='fwknopd')
+
+
+def main(argv=None):
+    daemon, code = start(build_parser(), argv, 'fwknopd server %s (portknock.knock python drop-in)' % VERSION,
+                         FwknopDaemon, _log, error_prefix='portknock-fwknopd: ')
+    if daemon is None:
+        return code
+    args, log = daemon.args, daemon.log
     config = daemon.fwknopd_config
     if args.exit_parse_config:
         sys.stdout.write('config files %s and %s: OK\n' % (args.config_file, args.access_file))
@@ -275,35 +256,13 @@ def main(argv=None):
         log.open_syslog()
     daemon.interfaces = split_interfaces(args.interface or [config.pcap_intf])
     pidfile = args.pid_file or config.pid_file
-    if daemon.keeper.recover():
-        daemon.keeper.runner.wait_all()
-    try:
-        daemon.capture = Capture(daemon.interfaces, snaplen=SPA_SNAPLEN)
-    except OSError as error:
-        sys.stderr.write('portknock-fwknopd: %s\n' % (error.strerror or error))
-        return 1
-    daemon.update_watched()
-    if args.foreground:
-        wrote_pid = _write_pid(pidfile)
-    else:
-        wrote_pid = daemonize(pidfile)
-    if not wrote_pid:
-        log.logprint('could not create pid file %s' % pidfile)
-    daemon.install_signals()
-    names = ','.join(daemon.interfaces)
-    log.both('starting up, listening on %s for SPA packets to udp/%d (%d access stanza(s), replay cache %s, '
-             '%d digest(s))' % (names, config.spa_port, len(daemon.spa.receiver.stanzas),
-                                daemon.cache.path or 'in memory', len(daemon.cache)))
-    try:
-        daemon.loop()
-    finally:
-        daemon.shutdown()
-        if wrote_pid:
-            try:
-                os.unlink(pidfile)
-            except OSError:
-                pass
-    return 0
+
+    def announce(names):
+        log.both('starting up, listening on %s for SPA packets to udp/%d (%d access stanza(s), replay cache %s, '
+                 '%d digest(s))' % (names, config.spa_port, len(daemon.spa.receiver.stanzas),
+                                    daemon.cache.path or 'in memory', len(daemon.cache)))
+    return serve(daemon, pidfile, not args.foreground, announce, pid_in_foreground=True,
+                 error_prefix='portknock-fwknopd: ', snaplen=SPA_SNAPLEN)
 
 
 if __name__ == '__main__':

@@ -119,10 +119,11 @@ class KnockdLog:
             except (IOError, OSError):
                 pass
 
-    def _print(self, message):
+    def _print(self, message, stream=None):
+        stream = stream or self.stream
         try:
-            self.stream.write(printable(message) + '\n')
-            self.stream.flush()
+            stream.write(printable(message) + '\n')
+            stream.flush()
         except (IOError, OSError, ValueError):
             pass
 
@@ -145,9 +146,5 @@ class KnockdLog:
 
     def error(self, message):
         """An error: stderr and the log."""
-        try:
-            sys.stderr.write(printable(message) + '\n')
-            sys.stderr.flush()
-        except (IOError, OSError, ValueError):
-            pass
+        self._print(message, sys.stderr)
         self.logprint(message)

@@ -26,7 +26,7 @@ from ..knockd_conf import DEFAULT_INTERFACE, DEFAULT_PID_FILE, KnockdConfError, 
 from ..sequence import KnockValueError
 from .actions import (DEFAULT_MAX_COMMANDS, DEFAULT_MAX_OPEN_DOORS, DEFAULT_STATE_FILE, CommandRunner,
                       DoorKeeper)
-from .capture import AddressWatcher, Capture, local_addresses
+from .capture import SNAPLEN, AddressWatcher, Capture, local_addresses
 from .counters import DoorCounters, default_path as default_counters_path
 from .kernel_door import KernelDoorError, parse_kernel_door_option
 from .log import KnockdLog
@@ -370,6 +370,15 @@ class Daemon:
             self.capture.close()
 
 
+def write_pid_file(path):
+    try:
+        with open(path, 'w') as handle:
+            handle.write('%d\n' % os.getpid())
+        return True
+    except (IOError, OSError):
+        return False
+
+
 def daemonize(pidfile):
     if os.fork() > 0:
         os._exit(0)
@@ -381,55 +390,31 @@ def daemonize(pidfile):
     for fd in (0, 1, 2):
         os.dup2(devnull, fd)
     os.close(devnull)
-    try:
-        with open(pidfile, 'w') as handle:
-            handle.write('%d\n' % os.getpid())
-        return True
-    except (IOError, OSError):
-        return False
+    return write_pid_file(pidfile)
 
 
-def main(argv=None):
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.version:
-        sys.stdout.write('knockd %s (portknock.knock python daemon)\n' % VERSION)
-        return 0
-    if args.help:
-        parser.print_help()
-        return 0
-    log = KnockdLog(verbose=args.verbose, debug=args.debug, log_format=args.log_format)
-    try:
-        daemon = Daemon(args, log)
-        daemon.load()
-    except (ConfigError, KernelDoorError, KnockValueError) as error:
-        sys.stderr.write('%s\n' % error)
-        return 1
-    daemon.apply_log_options()
-    options = daemon.config.options
-    daemon.interfaces = split_interfaces(args.interface or [options.get('interface') or DEFAULT_INTERFACE])
-    pidfile = args.pidfile or options.get('pid_file') or DEFAULT_PID_FILE
-    daemon.refresh_addresses(time.monotonic())
-    if daemon.addresses is None:
-        log.error('warning: cannot read the addresses of %s; accepting knocks to any destination'
-                  % ','.join(daemon.interfaces))
+def serve(daemon, pidfile, detach, announce, pid_in_foreground=False, error_prefix='', snaplen=SNAPLEN):
+    """A loaded daemon (knockd's or the SPA drop-in's) from start-up to exit; the exit code.
+
+    Doors left open by a previous run are recovered, the capture is opened (an error: exit 1),
+    the process detaches (``detach``) or stays (writing its pid file only with
+    ``pid_in_foreground``), ``announce(interface names)`` logs the start, then the loop runs
+    until a signal; the shutdown and the pid file's removal happen whatever ends it."""
     if daemon.keeper.recover():
         daemon.keeper.runner.wait_all()
     try:
-        daemon.capture = Capture(daemon.interfaces)
+        daemon.capture = Capture(daemon.interfaces, snaplen=snaplen)
     except OSError as error:
-        sys.stderr.write('%s\n' % (error.strerror or error))
+        sys.stderr.write('%s%s\n' % (error_prefix, error.strerror or error))
         return 1
     daemon.update_watched()
     wrote_pid = False
-    if args.daemon:
-        wrote_pid = daemonize(pidfile)
+    if detach or pid_in_foreground:
+        wrote_pid = daemonize(pidfile) if detach else write_pid_file(pidfile)
         if not wrote_pid:
-            log.logprint('could not create pid file %s' % pidfile)
+            daemon.log.logprint('could not create pid file %s' % pidfile)
     daemon.install_signals()
-    names = ','.join(daemon.interfaces)
-    log.vprint('listening on %s...' % names)
-    log.logprint('starting up, listening on %s' % names)
+    announce(','.join(daemon.interfaces))
     try:
         daemon.loop()
     finally:
@@ -441,6 +426,48 @@ def main(argv=None):
                 pass
     return 0
 
+
+def start(parser, argv, version, daemon_class, make_log, error_prefix=''):
+    """``(daemon, None)``: the command line read and the daemon's configuration loaded, or
+    ``(None, exit code)``: -V and -h answered, a bad option or configuration refused (on stderr)."""
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:
+        return None, exit_.code
+    if args.version:
+        sys.stdout.write(version + '\n')
+        return None, 0
+    if args.help:
+        parser.print_help()
+        return None, 0
+    try:
+        daemon = daemon_class(args, make_log(args))
+        daemon.load()
+    except (ConfigError, KernelDoorError, KnockValueError) as error:
+        sys.stderr.write('%s%s\n' % (error_prefix, error))
+        return None, 1
+    return daemon, None
+
+
+def main(argv=None):
+    daemon, code = start(build_parser(), argv, 'knockd %s (portknock.knock python daemon)' % VERSION, Daemon,
+                         lambda args: KnockdLog(verbose=args.verbose, debug=args.debug, log_format=args.log_format))
+    if daemon is None:
+        return code
+    args, log = daemon.args, daemon.log
+    daemon.apply_log_options()
+    options = daemon.config.options
+    daemon.interfaces = split_interfaces(args.interface or [options.get('interface') or DEFAULT_INTERFACE])
+    pidfile = args.pidfile or options.get('pid_file') or DEFAULT_PID_FILE
+    daemon.refresh_addresses(time.monotonic())
+    if daemon.addresses is None:
+        log.error('warning: cannot read the addresses of %s; accepting knocks to any destination'
+                  % ','.join(daemon.interfaces))
+
+    def announce(names):
+        log.vprint('listening on %s...' % names)
+        log.logprint('starting up, listening on %s' % names)
+    return serve(daemon, pidfile, args.daemon, announce)
 
 if __name__ == '__main__':
     raise SystemExit(main())

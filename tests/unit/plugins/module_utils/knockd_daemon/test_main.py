@@ -308,3 +308,117 @@ def test_an_existing_log_file_loses_its_world_bits_and_keeps_its_lines(tmp_path)
     log.logprint('after')
     assert os.stat(str(path)).st_mode & 0o777 == 0o640
     assert path.read_text().startswith('[2024-01-01 00:00] before\n[')
+
+
+# -- serve: the start-up and loop that knockd's main and the SPA drop-in's share ----------
+class FakeRunner:
+    def __init__(self):
+        self.waited = 0
+
+    def wait_all(self):
+        self.waited += 1
+
+
+class FakeKeeper:
+    def __init__(self, recovered):
+        self.recovered = recovered
+        self.runner = FakeRunner()
+
+    def recover(self):
+        return self.recovered
+
+
+class FakeDaemon:
+    def __init__(self, recovered=True):
+        self.keeper = FakeKeeper(recovered)
+        self.interfaces = ['lo', 'eth1']
+        self.log = self
+        self.calls = []
+
+    def logprint(self, message):
+        self.calls.append(message)
+
+    def update_watched(self):
+        self.calls.append('watched')
+
+    def install_signals(self):
+        self.calls.append('signals')
+
+    def loop(self):
+        self.calls.append('loop')
+        raise KeyboardInterrupt
+
+    def shutdown(self):
+        self.calls.append('shutdown')
+
+
+@pytest.fixture
+def captures(monkeypatch):
+    opened = []
+
+    def capture(interfaces, snaplen):
+        opened.append((list(interfaces), snaplen))
+        return 'capture'
+    monkeypatch.setattr(daemon_main, 'Capture', capture)
+    return opened
+
+
+def test_serve_writes_the_pid_in_the_foreground_only_when_asked_and_removes_it(tmp_path, captures):
+    pidfile = tmp_path / 'd.pid'
+    seen = []
+    fake = FakeDaemon()
+
+    def announce(names):
+        seen.append((names, pidfile.read_text()))
+    with pytest.raises(KeyboardInterrupt):
+        daemon_main.serve(fake, str(pidfile), False, announce, pid_in_foreground=True, snaplen=2048)
+    assert seen == [('lo,eth1', '%d\n' % os.getpid())] and not pidfile.exists()
+    assert fake.calls == ['watched', 'signals', 'loop', 'shutdown'] and fake.keeper.runner.waited == 1
+    assert captures == [(['lo', 'eth1'], 2048)] and fake.capture == 'capture'
+    fake = FakeDaemon(recovered=False)
+    with pytest.raises(KeyboardInterrupt):
+        daemon_main.serve(fake, str(pidfile), False, lambda names: seen.append(pidfile.exists()))
+    assert seen[-1] is False and fake.keeper.runner.waited == 0
+    assert captures[-1] == (['lo', 'eth1'], daemon_main.SNAPLEN)
+
+
+def test_serve_says_when_the_pid_file_cannot_be_written(tmp_path, captures):
+    fake = FakeDaemon()
+    with pytest.raises(KeyboardInterrupt):
+        daemon_main.serve(fake, str(tmp_path / 'none' / 'd.pid'), False, lambda names: None, pid_in_foreground=True)
+    assert fake.calls == ['watched', 'could not create pid file %s' % (tmp_path / 'none' / 'd.pid'), 'signals',
+                          'loop', 'shutdown']
+
+
+def test_serve_exits_1_with_the_reason_when_the_capture_cannot_open(tmp_path, capsys, monkeypatch):
+    def no_capture(interfaces, snaplen):
+        raise OSError(1, 'Operation not permitted')
+    monkeypatch.setattr(daemon_main, 'Capture', no_capture)
+    fake = FakeDaemon()
+    assert daemon_main.serve(fake, str(tmp_path / 'd.pid'), False, None, error_prefix='portknock-fwknopd: ') == 1
+    assert capsys.readouterr().err == 'portknock-fwknopd: Operation not permitted\n'
+    assert fake.calls == [] and not (tmp_path / 'd.pid').exists()
+
+
+def test_start_answers_version_help_and_bad_options_without_loading(capsys):
+    def never(args):
+        raise AssertionError('no log before the command line is read')
+    parser = daemon_main.build_parser()
+    assert daemon_main.start(parser, ['-V'], 'knockd 0.8', daemon_main.Daemon, never) == (None, 0)
+    assert capsys.readouterr().out == 'knockd 0.8\n'
+    assert daemon_main.start(parser, ['-h'], 'knockd 0.8', daemon_main.Daemon, never) == (None, 0)
+    assert 'usage' in capsys.readouterr().out
+    assert daemon_main.start(parser, ['--bogus'], 'knockd 0.8', daemon_main.Daemon, never) == (None, 2)
+
+
+def test_start_loads_the_daemon_or_says_why_not_with_the_prefix(tmp_path, capsys):
+    conf = tmp_path / 'knockd.conf'
+    conf.write_text('[web]\n    sequence = 7313,4187\n    start_command = true\n')
+    args = ['-c', str(conf), '--state-file', str(tmp_path / 's.json')]
+    daemon, code = daemon_main.start(daemon_main.build_parser(), args, 'v', daemon_main.Daemon,
+                                     lambda args: KnockdLog(stream=io.StringIO()))
+    assert code is None and [stanza.name for stanza in daemon.config.stanzas] == ['web']
+    conf.write_text('[web]\n    sequence = 7313,4187\n    bogus_key = 1\n')
+    assert daemon_main.start(daemon_main.build_parser(), args, 'v', daemon_main.Daemon,
+                             lambda args: KnockdLog(stream=io.StringIO()), error_prefix='knockd: ') == (None, 1)
+    assert capsys.readouterr().err.startswith('knockd: ')
