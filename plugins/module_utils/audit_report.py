@@ -14,8 +14,8 @@ import json
 from xml.sax.saxutils import quoteattr, escape
 
 COLUMNS = ('closed_to_stranger', 'closed_to_knocker', 'wrong_order_stays_closed', 'opens_for_knocker',
-           'closed_to_stranger_while_open', 'closes_after_window')
-HEADERS = ('stranger', 'before', 'wrong order', 'opens', 'stranger open', 'closes')
+           'closed_to_stranger_while_open', 'closes_after_window', 'replay_stays_closed')
+HEADERS = ('stranger', 'before', 'wrong order', 'opens', 'stranger open', 'closes', 'replay')
 
 
 def _mark(check):

@@ -11,12 +11,15 @@ For one door, one target address and one address family, in this order:
 2. ``closed_to_knocker``: nor can the knocker, before its knock (an open window left by an
    earlier knock from the same address, such as Ansible's own, is waited out first);
 3. ``wrong_order_stays_closed``: the stranger knocks the steps in reverse order and still
-   cannot connect (doors of one step have no wrong order: ``skipped``);
+   cannot connect (doors of one step have no wrong order: ``skipped``); for an SPA door the
+   stranger sends an SPA packet made with wrong keys;
 4. ``opens_for_knocker``: after the right knock the knocker connects within ``deadline``
    seconds (the time it took is reported);
 5. ``closed_to_stranger_while_open``: meanwhile the stranger still cannot connect;
 6. ``closes_after_window``: ``window`` + ``margin`` seconds after the knock the knocker
-   cannot open a new connection.
+   cannot open a new connection;
+7. ``replay_stays_closed`` (SPA doors): the knocker's SPA packet sent again byte for byte does
+   not open the door again (knock doors: ``skipped``; docs/spa.md says which resist replay).
 
 Nothing is changed on the host; the only packets sent are the knocks and the connection
 attempts of these checks.  The connection and knock functions and the clock are passed in,
@@ -28,13 +31,17 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import os
 import socket
 import time
 
-from .knock_sender import KnockSendError, send_knocks, sockaddr
+from . import spa
+from .door import is_spa
+from .knock_sender import KnockSendError, send_datagram, send_knocks, sockaddr
+from .spa_client import claimed_source
 
 CHECKS = ('closed_to_stranger', 'closed_to_knocker', 'wrong_order_stays_closed', 'opens_for_knocker',
-          'closed_to_stranger_while_open', 'closes_after_window')
+          'closed_to_stranger_while_open', 'closes_after_window', 'replay_stays_closed')
 CHECK_TITLES = {
     'closed_to_stranger': 'closed to stranger',
     'closed_to_knocker': 'closed to knocker before the knock',
@@ -42,6 +49,7 @@ CHECK_TITLES = {
     'opens_for_knocker': 'opens for knocker',
     'closed_to_stranger_while_open': 'closed to stranger while open',
     'closes_after_window': 'closes after the window',
+    'replay_stays_closed': 'a replayed SPA packet stays closed',
 }
 
 
@@ -75,10 +83,13 @@ def family_of(address):
 
 class Probe(object):
     """Runs the checks of one door on one address.  ``connect(address, port, source, quick=False)``
-    -> bool (quick: a short attempt, while waiting for the door to open), ``knock(address, steps, source)``, ``sleep(seconds)`` and ``now()`` are injected."""
+    -> bool (quick: a short attempt, while waiting for the door to open), ``knock(address, steps, source)``,
+    ``send_spa(address, door, source, attempt)`` (attempt: ``right``, ``wrong_keys`` or ``replay``, the
+    last ``right`` packet again), ``sleep(seconds)`` and ``now()`` are injected."""
 
-    def __init__(self, connect, knock, sleep=time.sleep, now=time.time, deadline=5.0, margin=3.0, poll=0.1):
-        self.connect, self.knock, self.sleep, self.now = connect, knock, sleep, now
+    def __init__(self, connect, knock, sleep=time.sleep, now=time.time, deadline=5.0, margin=3.0, poll=0.1,
+                 send_spa=None):
+        self.connect, self.knock, self.sleep, self.now, self.send_spa = connect, knock, sleep, now, send_spa
         self.deadline, self.margin, self.poll = float(deadline), float(margin), float(poll)
 
     def _closed(self, address, port, source):
@@ -88,7 +99,14 @@ class Probe(object):
         """The checks' results, in order: dicts with check, ok, skipped, detail, seconds."""
         port = door.ports[0]
         steps = list(door.sequence)
+        spa_door = is_spa(door)
         results = []
+
+        def knock(source, attempt):
+            if spa_door:
+                self.send_spa(address, door, source, attempt)
+            else:
+                self.knock(address, list(reversed(steps)) if attempt == 'wrong_order' else steps, source)
 
         def record(check, ok, detail='', seconds=None, skipped=False):
             results.append(dict(check=check, title=CHECK_TITLES[check], ok=bool(ok), skipped=skipped,
@@ -105,16 +123,22 @@ class Probe(object):
         closed = self._closed(address, port, knocker)
         record('closed_to_knocker', closed,
                '' if closed else 'port %d accepted the knocker %s before it knocked' % (port, knocker))
-        if len(steps) < 2:
+        if spa_door:
+            knock(stranger, 'wrong_keys')
+            self.sleep(self.poll)
+            closed = self._closed(address, port, stranger)
+            record('wrong_order_stays_closed', closed,
+                   'an SPA packet with wrong keys' if closed else 'an SPA packet with wrong keys opened port %d' % port)
+        elif len(steps) < 2:
             record('wrong_order_stays_closed', True, 'a one-step door has no wrong order', skipped=True)
         else:
-            self.knock(address, list(reversed(steps)), stranger)
+            knock(stranger, 'wrong_order')
             self.sleep(self.poll)
             closed = self._closed(address, port, stranger)
             record('wrong_order_stays_closed', closed,
                    '' if closed else 'the steps in reverse order opened port %d' % port)
         started = self.now()
-        self.knock(address, steps, knocker)
+        knock(knocker, 'right')
         opened = None
         while True:
             if self.connect(address, port, knocker, quick=True):
@@ -136,7 +160,49 @@ class Probe(object):
         record('closes_after_window', closed,
                '' if closed else 'port %d still accepted the knocker %.0f s after the knock (window %d s)' % (
                    port, window + self.margin, window))
+        if not spa_door:
+            record('replay_stays_closed', True, 'knock doors are not probed for replay (docs/spa.md)', skipped=True)
+            return results
+        knock(knocker, 'replay')
+        replayed = self.now()
+        opened = False
+        while not opened and self.now() - replayed < min(self.deadline, 2.0):
+            opened = self.connect(address, port, knocker, quick=True)
+            if not opened:
+                self.sleep(self.poll)
+        record('replay_stays_closed', not opened,
+               '' if not opened else 'the knocker\'s SPA packet sent again opened port %d' % port)
         return results
+
+
+class SpaSender(object):
+    """The audit's SPA packets for one door: the right one (kept, to replay it) or one made with
+    wrong keys; one datagram each, through the one sender.  Keys never leave this object."""
+
+    def __init__(self):
+        self.last = {}
+
+    def __call__(self, address, door, source, attempt):
+        family = family_of(address)
+        try:
+            if attempt == 'replay':
+                data = self.last[(address, door.name)]
+            else:
+                if attempt == 'wrong_keys':
+                    key, hmac_key = os.urandom(32), os.urandom(64)
+                else:
+                    key = spa.key_from_base64(door.key_base64, 'key_base64')
+                    hmac_key = spa.hmac_key_from_base64(door.hmac_key_base64, 'hmac_key_base64')
+                claim = claimed_source(address, family, source=source)
+                data = spa.encode(claim, '%s/%d' % (door.protocol, door.ports[0]), key, hmac_key,
+                                  hmac_digest_type=door.hmac_digest_type).encode('ascii')
+                if attempt == 'right':
+                    self.last[(address, door.name)] = data
+            send_datagram(address, door.spa_port, data, family, source)
+        except (KnockSendError, spa.SpaError, KeyError):
+            # neither a key nor the packet in the message: say only what failed
+            raise ProbeError('could not send the %s SPA packet to %s from %s'
+                             % (attempt.replace('_', ' '), address, source or 'the default address'))
 
 
 def probe_door(door, address, knocker, stranger, window, deadline=5.0, margin=3.0, delay_ms=20, timeout=1.0):
@@ -152,4 +218,5 @@ def probe_door(door, address, knocker, stranger, window, deadline=5.0, margin=3.
             # the sender's message may name a step: say only what failed
             raise ProbeError('could not knock %s from %s' % (addr, source or 'the default address'))
 
-    return Probe(connect, knock, deadline=deadline, margin=margin).run(door, address, knocker, stranger, window)
+    return Probe(connect, knock, deadline=deadline, margin=margin, send_spa=SpaSender()).run(
+        door, address, knocker, stranger, window)

@@ -37,8 +37,9 @@ options:
     required: true
   doors:
     description:
-      - The site's doors, as in C(portknock_doors) (the fields of P(portknock.knock.recent_knock#module)).
-        Doors with C(state=absent) are not probed. Sequences are secrets; they are never returned.
+      - The site's doors, as in C(portknock_doors) (the fields of P(portknock.knock.recent_knock#module),
+        and for an SPA door, C(kind=spa), its keys and C(spa_port)).
+        Doors with C(state=absent) are not probed. Sequences and keys are secrets; they are never returned.
     type: list
     elements: dict
     required: true
@@ -47,10 +48,35 @@ options:
         description: Door name.
         type: str
         required: true
+      kind:
+        description: V(knock) (a sequence) or V(spa) (one fwknop-compatible SPA packet, keys instead of a sequence).
+        type: str
+        default: knock
+        choices: [knock, spa]
       sequence:
-        description: Knock sequence (secret).
+        description: Knock sequence (secret). Required for a knock door.
         type: raw
-        required: true
+      key_base64:
+        description: SPA encryption key, base64 (secret). Required for an SPA door.
+        type: str
+      hmac_key_base64:
+        description: SPA HMAC key, base64 (secret). Required for an SPA door.
+        type: str
+      hmac_digest_type:
+        description: SPA HMAC digest type (fwknop's names, V(sha256) by default).
+        type: str
+      spa_port:
+        description: UDP port of the SPA server (V(62201) by default).
+        type: raw
+      source:
+        description: Accepted for the site door list (access.conf C(SOURCE)); not used by the probe.
+        type: raw
+      require_source_address:
+        description: Accepted for the site door list; not used by the probe (it always claims its own address).
+        type: raw
+      fw_access_timeout:
+        description: The SPA door's C(FW_ACCESS_TIMEOUT), the same as O(doors[].open_window).
+        type: raw
       port:
         description: Protected port(s); the first is probed.
         type: raw
@@ -112,6 +138,9 @@ options:
     default: 1
 notes:
   - Only TCP protected ports can be probed; doors protecting UDP ports are reported as skipped.
+  - An SPA door is probed with SPA packets instead of knocks - the wrong-order check sends one made
+    with random keys from the stranger, and a last check (C(replay_stays_closed)) sends the knocker's
+    packet again byte for byte after the door closed. Knock doors skip that check.
 '''
 
 EXAMPLES = r'''
@@ -156,11 +185,12 @@ import threading
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_text
 
-from ..module_utils.door import door_from_dict
+from ..module_utils.door import SPA_KEYS, door_from_dict
 from ..module_utils.door_probe import CHECKS, CHECK_TITLES, ProbeError, family_of, probe_door
 from ..module_utils.sequence import KnockValueError
 
-DOOR_KEYS = ('name', 'sequence', 'port', 'step_timeout', 'open_window', 'protocol', 'ip_version', 'tcpflags')
+DOOR_KEYS = ('name', 'kind', 'sequence', 'port', 'step_timeout', 'open_window', 'protocol', 'ip_version',
+             'tcpflags') + SPA_KEYS
 
 
 def planned(module):
@@ -216,10 +246,18 @@ def main():
         argument_spec=dict(
             host=dict(type='str', required=True),
             addresses=dict(type='list', elements='str', required=True),
-            # only the sequences are secret: the rest (names, ports, windows) is what the report shows
+            # only the sequences and keys are secret: the rest (names, ports, windows) is what the report shows
             doors=dict(type='list', elements='dict', required=True, options=dict(
                 name=dict(type='str', required=True),
-                sequence=dict(type='raw', required=True, no_log=True),
+                kind=dict(type='str', default='knock', choices=['knock', 'spa']),
+                sequence=dict(type='raw', no_log=True),
+                key_base64=dict(type='str', no_log=True),
+                hmac_key_base64=dict(type='str', no_log=True),
+                hmac_digest_type=dict(type='str'),
+                spa_port=dict(type='raw'),
+                source=dict(type='raw'),
+                require_source_address=dict(type='raw'),
+                fw_access_timeout=dict(type='raw'),
                 port=dict(type='raw', required=True),
                 step_timeout=dict(type='raw'),
                 open_window=dict(type='raw'),

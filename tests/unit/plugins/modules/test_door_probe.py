@@ -52,3 +52,23 @@ def test_bad_input_is_a_clear_error(change, message):
     result, output, failed = module_result(door_probe.main, args, check_mode=True)
     assert failed and message in result['msg'], result
     assert '7219' not in output and '9203' not in output
+
+
+SPA_KEY, SPA_HMAC_KEY = 'a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2U=', 'aG1hY2htYWNobWFjaG1hY2htYWNobWFjaG1hY2htYWNobWFjaG1hY2htYWM='
+SPA_DOOR = {'name': 'ssh', 'kind': 'spa', 'port': 22, 'key_base64': SPA_KEY, 'hmac_key_base64': SPA_HMAC_KEY,
+            'hmac_digest_type': 'sha256', 'open_window': 30, 'ip_version': 'both', 'state': 'present'}
+
+
+def test_an_spa_door_is_planned_and_its_keys_never_shown():
+    args = dict(ARGS, doors=[SPA_DOOR], enforcer='fwknop')
+    result, output, failed = module_result(door_probe.main, args, check_mode=True, verbosity=4)
+    assert not failed, result
+    assert sorted((p['door'], p['family']) for p in result['probes']) == [('ssh', 'ipv4'), ('ssh', 'ipv6')]
+    assert SPA_KEY not in output and SPA_HMAC_KEY not in output
+
+
+def test_a_bad_spa_door_is_a_clear_error_without_its_keys():
+    args = dict(ARGS, doors=[dict(SPA_DOOR, hmac_key_base64='not base64!', sequence=None)])
+    result, output, failed = module_result(door_probe.main, args, check_mode=True)
+    assert failed and 'hmac_key_base64' in result['msg'], result
+    assert SPA_KEY not in output
