@@ -19,7 +19,6 @@ __metaclass__ = type
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -30,6 +29,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import lab_hosts  # noqa: E402
 from lab_recent_door import RecentDoor  # noqa: E402
+from lab_util import kill_processes_naming  # noqa: E402
 
 pytestmark = pytest.mark.integration
 
@@ -126,19 +126,7 @@ class Run(object):
 
     def close(self):
         """Kill the ssh masters (and proxies) whose command line names this run's temp dir."""
-        for pid in os.listdir('/proc'):
-            if not pid.isdigit() or int(pid) == os.getpid():
-                continue
-            try:
-                with open('/proc/%s/cmdline' % pid, 'rb') as handle:
-                    cmdline = handle.read()
-            except (IOError, OSError):
-                continue
-            if self.tmp.encode() in cmdline:
-                try:
-                    os.kill(int(pid), signal.SIGKILL)
-                except OSError:
-                    pass
+        kill_processes_naming(self.tmp)
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 

@@ -16,16 +16,17 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import functools
 import os
 import sys
 import textwrap
-import threading
 import time
 
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from lab_hosts import COLLECTION_ON_HOST, lab  # noqa: E402
+from lab_util import in_parallel, wait_until  # noqa: E402
 
 pytestmark = pytest.mark.integration
 
@@ -39,13 +40,7 @@ SEQ_TIMEOUT_SHORT = 4
 NO_SERVICE_START = "printf '#!/bin/sh\\nexit 101\\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d"
 
 
-def wait_for(predicate, timeout, step=0.2):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if predicate():
-            return True
-        time.sleep(step)
-    return predicate()
+wait_for = functools.partial(wait_until, step=0.2)   # each check is a podman exec or two
 
 
 CONNECT = textwrap.dedent('''
@@ -93,20 +88,7 @@ def _prepare(host, knockd):
 @pytest.fixture(scope='module')
 def hosts():
     with lab(LAB, 3) as made:
-        errors = []
-
-        def prepare(host, knockd):
-            try:
-                _prepare(host, knockd)
-            except Exception as exc:  # pylint: disable=broad-except
-                errors.append(exc)
-        threads = [threading.Thread(target=prepare, args=(host, index < 2)) for index, host in enumerate(made)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        if errors:
-            raise errors[0]
+        in_parallel(_prepare, [(host, index < 2) for index, host in enumerate(made)])
         yield Lab(made)
 
 

@@ -38,6 +38,7 @@ import pytest
 from ansible_collections.portknock.knock.plugins.module_utils import spa
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from lab_util import in_parallel, stop_process, wait_until, write_private  # noqa: E402
 from netns_lab import netns_pair  # noqa: E402
 
 pytestmark = pytest.mark.integration
@@ -109,22 +110,6 @@ VARIANTS = {
 }
 
 
-def write_private(path, text):
-    fd = os.open(str(path), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, 'w') as handle:
-        handle.write(text)
-    return str(path)
-
-
-def wait_until(predicate, timeout, step=0.1):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if predicate():
-            return True
-        time.sleep(step)
-    return predicate()
-
-
 class Lab(object):
     """One server namespace running portknock-fwknopd, one client namespace."""
 
@@ -158,13 +143,8 @@ class Lab(object):
         self.wait_log(r'starting up, listening on')
 
     def stop(self, sig=signal.SIGTERM):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc is not None:
+            stop_process(self.proc, 15, sig)
         self.proc = None
 
     def wait_log(self, pattern, count=1):
@@ -347,27 +327,14 @@ def test_lab_hosts_fwknop_client_against_the_installed_daemon_replay_and_kill_9(
     if os.geteuid() != 0 or not os.environ.get('PORTKNOCK_COLLECTION'):
         pytest.skip('needs root and the installed collection (source tools/bootstrap.sh)')
     from lab_hosts import lab as lab_hosts_lab   # noqa: E402
-    import threading
     key, hmac_key = os.urandom(32), os.urandom(64)
     key_b64, hmac_b64 = base64.b64encode(key).decode(), base64.b64encode(hmac_key).decode()
     with lab_hosts_lab(LAB_NAME, 2) as (server, client):
-        errors = []
-
         def prepare(host, packages, install):
-            try:
-                if install:
-                    host.install_collection()
-                _apt(host, packages)
-            except Exception as exc:  # pylint: disable=broad-except
-                errors.append(exc)
-        threads = [threading.Thread(target=prepare, args=(server, 'python3-cryptography nftables', True)),
-                   threading.Thread(target=prepare, args=(client, 'fwknop-client', False))]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        if errors:
-            raise errors[0]
+            if install:
+                host.install_collection()
+            _apt(host, packages)
+        in_parallel(prepare, [(server, 'python3-cryptography nftables', True), (client, 'fwknop-client', False)])
         daemon = '/opt/pk/ansible_collections/portknock/knock/scripts/portknock-fwknopd'
         dev = server.run("ip -o -4 addr show | awk '$4 ~ /^%s\\// {print $2}'" % server.ipv4.replace('.', '\\.'),
                          check=True).stdout.strip()

@@ -33,13 +33,13 @@ import os
 import re
 import subprocess
 import tempfile
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 import lab_hosts
 from lab_hosts import STATE, lab as make_lab
+from lab_util import wait_until
 
 LAB = 'it-guardfault'
 SSH_SEQUENCE = [7313, 4187, 9421]
@@ -176,16 +176,6 @@ def lab():
         os.unlink(vars_file)
 
 
-def wait_for(predicate, timeout, step=1.0):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    return predicate()
-
-
 def test_a_watchdog_restore_with_a_missing_binary(lab):
     before = lab.firewall()
     arm = lab.guard(name='faults', state='armed', timeout=20, paths=[KNOCKD_CONF])
@@ -196,7 +186,7 @@ def test_a_watchdog_restore_with_a_missing_binary(lab):
         lab.server.run('printf "v2\\n" > %s' % KNOCKD_CONF, check=True)
         lab.server.run('mv /usr/sbin/iptables-nft-restore /root/moved/', check=True)
         record_file = '%s/faults.last-restore.json' % GUARD_ROOT
-        text = wait_for(lambda: lab.out('cat %s 2>/dev/null' % record_file).strip(), 20 + 60)
+        text = wait_until(lambda: lab.out('cat %s 2>/dev/null' % record_file).strip(), 20 + 60, 1.0)
         record = json.loads(text)
         assert record['token'] == arm['token']
         assert record['error'] and len(record['failed']) == 1, record

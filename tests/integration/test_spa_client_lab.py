@@ -25,7 +25,6 @@ import base64
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -34,6 +33,7 @@ import time
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from lab_util import kill_processes_naming, stop_process, write_private  # noqa: E402
 from netns_lab import netns_pair  # noqa: E402
 
 pytestmark = pytest.mark.integration
@@ -69,13 +69,6 @@ def installed_collection():
     if not source or not os.path.isdir(source):
         pytest.fail('ANSIBLE_COLLECTIONS_PATH is not set: run under tools/test.sh or source tools/bootstrap.sh')
     return source
-
-
-def write_private(path, text):
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, 'w') as handle:
-        handle.write(text)
-    return path
 
 
 class Side(object):
@@ -171,13 +164,7 @@ class Side(object):
 
     def stop(self):
         for proc in self.procs:
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+            stop_process(proc)
 
     # --- client side --------------------------------------------------------------------
     def connects(self, port, timeout=3):
@@ -239,19 +226,6 @@ def side(request, keys):
             instance.stop()
         kill_processes_naming(work)
         shutil.rmtree(work, ignore_errors=True)
-
-
-def kill_processes_naming(text):
-    """ssh masters and proxies of this test (their command lines name its temp dir)."""
-    for pid in os.listdir('/proc'):
-        if not pid.isdigit() or int(pid) == os.getpid():
-            continue
-        try:
-            with open('/proc/%s/cmdline' % pid, 'rb') as handle:
-                if text.encode() in handle.read():
-                    os.kill(int(pid), signal.SIGKILL)
-        except (IOError, OSError):
-            pass
 
 
 def knock_cli():

@@ -23,9 +23,11 @@ import pytest
 
 from ansible_collections.portknock.knock.plugins.module_utils import spa
 
+from lab_util import stop_process, write_private   # tests/integration (tests/conftest.py)
+from netns_lab import netns_pair
+
 FWKNOP = shutil.which('fwknop')
 FWKNOPD = shutil.which('fwknopd') or (os.path.exists('/usr/sbin/fwknopd') and '/usr/sbin/fwknopd') or None
-REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..', '..', '..'))
 ALL = list(spa.DIGESTS)
 SKEW = 2           # the client's time(NULL) and ours can disagree by a second here
 WAIT = 20          # seconds to wait for fwknopd's log line (a deadline, not a measurement)
@@ -38,13 +40,6 @@ def keys():
     """Fresh keys for this run: raw bytes and their base64, only ever written to 0600 files."""
     key, hmac_key = os.urandom(32), os.urandom(64)
     return key, hmac_key, base64.b64encode(key).decode(), base64.b64encode(hmac_key).decode()
-
-
-def write_private(path, text):
-    fd = os.open(str(path), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, 'w') as handle:
-        handle.write(text)
-    return str(path)
 
 
 def fwknop_packet(tmp_path, keys, args, digest='sha256', hmac_digest='sha256'):
@@ -134,15 +129,6 @@ EXTRA_PORTS = {'timeout': 3319, 'replay': 5003, 'wrong_hmac': 6661, 'wrong_key':
                'log': 7002}
 
 
-def _netns_pair():
-    sys.path.insert(0, os.path.join(REPO, 'tests', 'integration'))
-    try:
-        from netns_lab import netns_pair
-    finally:
-        sys.path.pop(0)
-    return netns_pair
-
-
 class Fwknopd(object):
     def __init__(self, server, client, proc, log, digest_file):
         self.server, self.client, self.proc, self.log, self.digest_file = server, client, proc, log, digest_file
@@ -204,7 +190,7 @@ def fwknopd(tmp_path_factory, keys):
     run_dir.mkdir(mode=0o700)
     digest_file = str(run_dir / 'digest.cache')
     log = str(work / 'fwknopd.log')
-    with _netns_pair()('spa') as (server, client):
+    with netns_pair('spa') as (server, client):
         conf = write_private(work / 'fwknopd.conf', 'PCAP_INTF %s;\nPCAP_FILTER udp port %d;\nFWKNOP_RUN_DIR %s;\n'
                              'ENABLE_IPT_FORWARDING N;\nENABLE_DIGEST_PERSISTENCE Y;\n'
                              % (server.dev, spa.DEFAULT_SPA_PORT, run_dir))
@@ -217,12 +203,7 @@ def fwknopd(tmp_path_factory, keys):
             daemon.wait_for(r'Starting fwknopd main event loop')
             yield daemon
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop_process(proc)
 
 
 def _ours(keys, fwknopd, port, proto='tcp', **kwargs):
@@ -231,12 +212,17 @@ def _ours(keys, fwknopd, port, proto='tcp', **kwargs):
                       kwargs.pop('hmac_key', hmac_key), **kwargs)
 
 
+def _opened_for_the_client(fwknopd, keys, port, **kwargs):
+    """Send our packet for tcp/``port``; fwknopd must open it for the client's address."""
+    fwknopd.send(_ours(keys, fwknopd, port, **kwargs))
+    assert fwknopd.wait_opened(port).group(1) == fwknopd.client.addr4
+    return port
+
+
 @pytest.mark.integration
 @pytest.mark.parametrize('hmac_digest', ALL)
 def test_fwknopd_accepts_our_packets_for_every_hmac_type(fwknopd, keys, hmac_digest):
-    port = HMAC_PORTS[hmac_digest]
-    fwknopd.send(_ours(keys, fwknopd, port, hmac_digest_type=hmac_digest))
-    assert fwknopd.wait_opened(port).group(1) == fwknopd.client.addr4
+    port = _opened_for_the_client(fwknopd, keys, HMAC_PORTS[hmac_digest], hmac_digest_type=hmac_digest)
     assert re.search(r'-A FWKNOP_INPUT -s %s/32 -p tcp -m tcp --dport %d .*-j ACCEPT'
                      % (re.escape(fwknopd.client.addr4), port), fwknopd.chain())
 
@@ -244,9 +230,7 @@ def test_fwknopd_accepts_our_packets_for_every_hmac_type(fwknopd, keys, hmac_dig
 @pytest.mark.integration
 @pytest.mark.parametrize('digest', ALL)
 def test_fwknopd_accepts_our_packets_for_every_digest_type(fwknopd, keys, digest):
-    port = DIGEST_PORTS[digest]
-    fwknopd.send(_ours(keys, fwknopd, port, digest_type=digest))
-    assert fwknopd.wait_opened(port).group(1) == fwknopd.client.addr4
+    _opened_for_the_client(fwknopd, keys, DIGEST_PORTS[digest], digest_type=digest)
 
 
 @pytest.mark.integration
