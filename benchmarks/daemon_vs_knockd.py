@@ -30,11 +30,11 @@ import ipaddress
 import json
 import os
 import random
-import signal
-import statistics
 import subprocess
 import sys
 import time
+
+from bench_report import end_on_signals, flood_row, flood_sent, latency_result, listener, say, summary
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LAB_PODMAN = os.path.join(REPO, 'lab', 'lab-podman')   # podman with the lab's settings
@@ -66,16 +66,7 @@ KNOCKD_CONF = """[options]
 # daemon runs one iptables process per start and stop, as before the fast path.
 KNOCKD_CONF_NO_FAST = KNOCKD_CONF.replace('-p tcp --dport', '-p tcp -m tcp --dport')
 
-LISTENER = """
-import socket
-s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(('0.0.0.0', %d))
-s.listen(4096)
-while True:
-    c, _a = s.accept()
-    c.close()
-""" % PROTECTED
+LISTENER = listener(PROTECTED)
 
 DAEMON = COLLECTIONS + '/ansible_collections/portknock/knock/scripts/portknock-knockd'
 IMPLEMENTATIONS = [
@@ -89,10 +80,6 @@ IMPLEMENTATIONS = [
                           '--state-file', '/run/pkbench/state.json', '-K', 'bench=recent:' + RECENT],
      True, False),
 ]
-
-
-def say(message):
-    print(message, flush=True)
 
 
 def run(cmd, check=True, timeout=600, input_text=None):
@@ -224,14 +211,6 @@ def knock_trials(client, server, sources, count, timeout=1.5, gap=(0.05, 0.3)):
     return json.loads(out.strip().splitlines()[-1])
 
 
-def percentile(values, fraction):
-    ordered = sorted(values)
-    if not ordered:
-        return float('nan')
-    index = min(len(ordered) - 1, max(0, int(round(fraction * (len(ordered) - 1)))))
-    return ordered[index]
-
-
 class Implementation:
     def __init__(self, name, argv, kernel_door, flood):
         self.name, self.argv, self.kernel_door, self.flood = name, argv, kernel_door, flood
@@ -277,18 +256,11 @@ def flood_step(lab, impl, rate, knocks, sources, stats):
     finally:
         flooder.sh('touch /tmp/pkbench-flood.stop', check=False)
         out, err = proc.communicate(timeout=60)
-    flood = json.loads(out.strip().splitlines()[-1]) if out.strip() else {'sent': 0, 'pps': 0, 'seconds': 0}
+    flood = flood_sent(out)
     time.sleep(CMD_TIMEOUT + 1.0)       # doors close, the daemon catches up
     after = proc_stats(server, impl.pid)
-    packets = flood['sent'] + 3 * len(trials)
-    ok = sum(1 for t in trials if t['ok'])
-    row = {'rate': rate, 'pps': flood['pps'], 'sent': flood['sent'], 'ok': ok, 'knocks': len(trials),
-           'rss_kib': after[0], 'cpu_s': round(after[1] - before[1], 3),
-           'cpu_per_100k': round((after[1] - before[1]) * 100000.0 / packets, 3) if packets else None}
+    row = flood_row(rate, flood, trials, flood['sent'] + 3 * len(trials), before, after, 'knocks')
     stats.append(row)
-    say('  flood %-6s achieved %8.0f pps: %2d/%2d knocks opened (%5.1f %%), RSS %6.1f MiB, CPU %.2f s/100k pkts'
-        % (rate or 'max', flood['pps'], ok, len(trials), 100.0 * ok / max(1, len(trials)), after[0] / 1024.0,
-           row['cpu_per_100k'] or 0))
     return row
 
 
@@ -304,14 +276,7 @@ def measure(lab, impl, addresses, plan):
         idle = proc_stats(server, impl.pid)
         say('  idle RSS %.1f MiB' % (idle[0] / 1024.0))
         fresh = pool[:plan['latency_knocks']]
-        trials = knock_trials(client, server, fresh, len(fresh))
-        times = [t['ms'] for t in trials if t['ok']]
-        result = {'name': impl.name, 'idle_rss_kib': idle[0], 'latency_ok': len(times),
-                  'latency_n': len(trials),
-                  'p50': statistics.median(times) if times else float('nan'),
-                  'p90': percentile(times, 0.9), 'flood': []}
-        say('  latency over %d fresh sources: p50 %.2f ms, p90 %.2f ms (%d/%d opened)'
-            % (len(trials), result['p50'], result['p90'], len(times), len(trials)))
+        result = latency_result(impl.name, idle[0], knock_trials(client, server, fresh, len(fresh)), 'latency')
         if impl.flood:
             time.sleep(CMD_TIMEOUT + 1.0)
             rotation = pool[len(fresh):] + fresh   # reused only long after their door closed
@@ -347,35 +312,13 @@ def command_cost(server):
 
 
 def report(results, plan, cost):
-    say('')
-    say('== summary (%s)' % time.strftime('%Y-%m-%d %H:%M'))
-    say('start command alone: median %.1f ms through sh -c (knockd), %.1f ms executed directly (daemon)' % cost)
-    say('%-22s %9s %9s %9s %12s' % ('', 'p50 ms', 'p90 ms', 'opened', 'idle RSS MiB'))
-    for r in results:
-        say('%-22s %9.2f %9.2f %5d/%-3d %12.1f' % (
-            r['name'], r['p50'], r['p90'], r['latency_ok'], r['latency_n'], r['idle_rss_kib'] / 1024.0))
-    knockd = [r for r in results if r['name'].startswith('knockd')]
-    if knockd:
-        say('')
-        for r in results:
-            if r is not knockd[0] and r['p50'] == r['p50']:
-                say('%-22s latency vs knockd: p50 %.3fx, p90 %.3fx (issue 14 goal: p50 <= 0.1x)' % (
-                    r['name'], r['p50'] / knockd[0]['p50'], r['p90'] / knockd[0]['p90']))
+    summary(results, 'knockd 0.8')
     flooded = [r for r in results if r['flood']]
     if len(flooded) >= 2:
-        base, new = flooded[0], flooded[1]
-        say('')
+        base, new = flooded[:2]
         say('latency ratio %s/%s: p50 x%.1f, p90 x%.1f' % (
             base['name'], new['name'], base['p50'] / new['p50'], base['p90'] / new['p90']))
-        say('')
-        say('%-8s | %-40s | %-40s' % ('flood', base['name'], new['name']))
-        say('%-8s | %9s %7s %8s %12s | %9s %7s %8s %12s' % (
-            'target', 'pps', 'opened', 'RSS MiB', 'CPU s/100k', 'pps', 'opened', 'RSS MiB', 'CPU s/100k'))
-        for a, b in zip(base['flood'], new['flood']):
-            say('%-8s | %9.0f %6.0f%% %8.1f %12.3f | %9.0f %6.0f%% %8.1f %12.3f' % (
-                a['rate'] or 'max',
-                a['pps'], 100.0 * a['ok'] / max(1, a['knocks']), a['rss_kib'] / 1024.0, a['cpu_per_100k'] or 0,
-                b['pps'], 100.0 * b['ok'] / max(1, b['knocks']), b['rss_kib'] / 1024.0, b['cpu_per_100k'] or 0))
+    say('start command alone: median %.1f ms through sh -c (knockd), %.1f ms executed directly (daemon)' % cost)
     say('')
     say(json.dumps({'plan': plan, 'command_ms': cost, 'results': results}))
 
@@ -397,13 +340,7 @@ def main():
     plan = PLANS['quick' if args.quick else 'full']
     random.seed()
 
-    def on_signal(signum, _frame):
-        for other in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
-            signal.signal(other, signal.SIG_IGN)   # let the teardown finish
-        raise KeyboardInterrupt('signal %d' % signum)
-    for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
-        signal.signal(signum, on_signal)
-
+    end_on_signals()
     lab = Lab()
     started = time.monotonic()
     try:

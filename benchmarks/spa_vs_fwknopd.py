@@ -30,7 +30,6 @@ import json
 import os
 import random
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
@@ -39,35 +38,19 @@ import tempfile
 import threading
 import time
 
+from bench_report import end_on_signals, flood_row, flood_sent, latency_result, listener, say, summary
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(REPO, 'tests', 'integration'))   # the namespace lab and its helpers
+from lab_util import stop_process, write_private  # noqa: E402
+from netns_lab import netns_pair  # noqa: E402
 SPA_PORT = 62201
 PROTECTED = 2200
 ACCESS_TIMEOUT = 3
 FWKNOPD = shutil.which('fwknopd') or '/usr/sbin/fwknopd'
 BUNDLED = os.path.join(REPO, 'scripts', 'portknock-fwknopd')
 
-LISTENER = """
-import socket
-s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(('0.0.0.0', %d))
-s.listen(4096)
-while True:
-    c, _a = s.accept()
-    c.close()
-""" % PROTECTED
-
-
-def say(message):
-    print(message, flush=True)
-
-
-def percentile(values, fraction):
-    ordered = sorted(values)
-    if not ordered:
-        return float('nan')
-    return ordered[min(len(ordered) - 1, max(0, int(round(fraction * (len(ordered) - 1)))))]
 
 
 # -- the parts that run inside the client namespace (this script, re-executed) -----------------
@@ -143,22 +126,6 @@ def client_flood(args):
 
 
 # -- the namespaces and the daemons -------------------------------------------------------------
-def netns_pair():
-    sys.path.insert(0, os.path.join(REPO, 'tests', 'integration'))
-    try:
-        from netns_lab import netns_pair as pair
-    finally:
-        sys.path.pop(0)
-    return pair
-
-
-def write_private(path, text):
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, 'w') as handle:
-        handle.write(text)
-    return path
-
-
 def proc_stats(pid):
     """(rss KiB, cpu seconds) of ``pid``."""
     with open('/proc/%d/status' % pid) as handle:
@@ -221,13 +188,8 @@ class Daemon:
         return self.pid
 
     def stop(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc is not None:
+            stop_process(self.proc)
         if getattr(self, 'log', None):
             self.log.join(5)
 
@@ -269,7 +231,7 @@ class Bench:
                                        base64.b64encode(hmac_key).decode(), ACCESS_TIMEOUT))
         listener = os.path.join(work, 'listener.py')
         with open(listener, 'w') as handle:
-            handle.write(LISTENER)
+            handle.write(listener(PROTECTED))
         self.children.append(server.spawn([sys.executable, listener]))
 
     def sources(self, count):
@@ -320,19 +282,12 @@ def flood_step(bench, daemon, rate, knocks, sources, rows):
     finally:
         open(stop, 'w').close()
         out, _err = proc.communicate(timeout=60)
-    flood = json.loads(out.strip().splitlines()[-1]) if out.strip() else {'sent': 0, 'pps': 0, 'seconds': 0}
+    flood = flood_sent(out)
     time.sleep(ACCESS_TIMEOUT + 1.5)
     after = proc_stats(daemon.pid)
-    packets = flood['sent'] + len(trials)
-    ok = sum(1 for t in trials if t['ok'])
-    row = {'rate': rate, 'pps': flood['pps'], 'sent': flood['sent'], 'ok': ok, 'knocks': len(trials),
-           'rss_kib': after[0], 'cpu_s': round(after[1] - before[1], 3),
-           'cpu_per_100k': round((after[1] - before[1]) * 100000.0 / packets, 3) if packets else None,
-           'open_ms_p50': statistics.median([t['ms'] for t in trials if t['ok']]) if ok else None}
+    row = flood_row(rate, flood, trials, flood['sent'] + len(trials), before, after, 'SPA')
+    row['open_ms_p50'] = statistics.median([t['ms'] for t in trials if t['ok']]) if row['ok'] else None
     rows.append(row)
-    say('  flood %-6s achieved %8.0f pps: %2d/%2d SPA opened (%5.1f %%), RSS %6.1f MiB, CPU %.3f s/100k pkts'
-        % (rate or 'max', flood['pps'], ok, len(trials), 100.0 * ok / max(1, len(trials)), after[0] / 1024.0,
-           row['cpu_per_100k'] or 0))
     return row
 
 
@@ -347,13 +302,7 @@ def measure(bench, daemon, fresh, pool, plan):
             raise RuntimeError('%s never opened the door:\n%s' % (daemon.name, daemon.log.text()))
         idle = proc_stats(daemon.pid)
         say('  idle RSS %.1f MiB' % (idle[0] / 1024.0))
-        trials = bench.trials(fresh, len(fresh))
-        times = [t['ms'] for t in trials if t['ok']]
-        result = {'name': daemon.name, 'idle_rss_kib': idle[0], 'latency_ok': len(times), 'latency_n': len(trials),
-                  'p50': statistics.median(times) if times else float('nan'), 'p90': percentile(times, 0.9),
-                  'flood': []}
-        say('  SPA-to-open over %d fresh sources: p50 %.2f ms, p90 %.2f ms (%d/%d opened)'
-            % (len(trials), result['p50'], result['p90'], len(times), len(trials)))
+        result = latency_result(daemon.name, idle[0], bench.trials(fresh, len(fresh)), 'SPA-to-open')
         time.sleep(ACCESS_TIMEOUT + 1.0)
         offset = 1
         for rate in (plan['rates'] if daemon.flood else []):
@@ -367,30 +316,7 @@ def measure(bench, daemon, fresh, pool, plan):
 
 
 def report(results, plan):
-    say('')
-    say('== summary (%s; load average %s)' % (time.strftime('%Y-%m-%d %H:%M'), ' '.join(
-        open('/proc/loadavg').read().split()[:3])))
-    say('%-12s %9s %9s %9s %12s' % ('', 'p50 ms', 'p90 ms', 'opened', 'idle RSS MiB'))
-    for r in results:
-        say('%-12s %9.2f %9.2f %5d/%-3d %12.1f' % (
-            r['name'], r['p50'], r['p90'], r['latency_ok'], r['latency_n'], r['idle_rss_kib'] / 1024.0))
-    base = [r for r in results if r['name'] == 'fwknopd']
-    for r in results:
-        if base and r is not base[0]:
-            say('latency %s/fwknopd: p50 %.3fx, p90 %.3fx (target p50 <= 0.1x)' % (
-                r['name'], r['p50'] / base[0]['p50'], r['p90'] / base[0]['p90']))
-    flooded = [r for r in results if r['flood']]
-    if len(flooded) >= 2:
-        base, new = flooded[:2]
-        say('')
-        say('%-8s | %-42s | %-42s' % ('flood', base['name'], new['name']))
-        say('%-8s | %9s %7s %8s %14s | %9s %7s %8s %14s' % (
-            'target', 'pps', 'opened', 'RSS MiB', 'CPU s/100k', 'pps', 'opened', 'RSS MiB', 'CPU s/100k'))
-        for a, b in zip(base['flood'], new['flood']):
-            say('%-8s | %9.0f %6.0f%% %8.1f %14.3f | %9.0f %6.0f%% %8.1f %14.3f' % (
-                a['rate'] or 'max',
-                a['pps'], 100.0 * a['ok'] / max(1, a['knocks']), a['rss_kib'] / 1024.0, a['cpu_per_100k'] or 0,
-                b['pps'], 100.0 * b['ok'] / max(1, b['knocks']), b['rss_kib'] / 1024.0, b['cpu_per_100k'] or 0))
+    summary(results, 'fwknopd')
     say('')
     say(json.dumps({'plan': plan, 'results': results}))
 
@@ -445,20 +371,14 @@ def main():
         else:
             say('(no %s yet: the bundled daemon is not measured)' % BUNDLED)
 
-    def on_signal(signum, _frame):
-        for other in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
-            signal.signal(other, signal.SIG_IGN)   # let the teardown finish
-        raise KeyboardInterrupt('signal %d' % signum)
-    for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
-        signal.signal(signum, on_signal)
-
+    end_on_signals()
     started = time.monotonic()
     work = tempfile.mkdtemp(prefix='pkbench-spa-')
     os.chmod(work, 0o700)
     atexit.register(shutil.rmtree, work, True)
     bench = None
     try:
-        with netns_pair()('spab') as (server, client):
+        with netns_pair('spab') as (server, client):
             bench = Bench(server, client, work)
             atexit.register(lambda: [p.kill() for p in bench.children if p.poll() is None])
             say('namespaces: server %s (%s), client %s; load average %s' % (
