@@ -22,17 +22,8 @@ from ansible_collections.portknock.knock.plugins.module_utils import firewall_sn
 from ansible_collections.portknock.knock.plugins.modules import (
     firewall_guard, knock, knockd_options, knockd_stanza, recent_knock)
 
-from utils import AnsibleExitJson, AnsibleFailJson, run_module
-
-CONF = """\
-[options]
-\tUseSyslog
-
-[alpha]
-\tsequence    = 17313,24187:udp,19421
-\tseq_timeout = 5
-\tcommand     = /bin/true
-"""
+from test_knockd_secrets import CONF   # a knockd.conf of three stanzas (modules/)
+from utils import AnsibleExitJson, AnsibleFailJson, knockd_conf, run_module
 
 HUGE_TEXT = '9' * 5000
 # Not here, because AnsibleModule itself fails on them before the module's code runs (its
@@ -135,14 +126,6 @@ def snapshot(path):
         return handle.read(), os.stat(path).st_mode
 
 
-def _knockd_conf(tmp_path):
-    path = str(tmp_path / 'knockd.conf')
-    with open(path, 'w') as handle:
-        handle.write(CONF)
-    os.chmod(path, 0o600)
-    return path
-
-
 def _check_file(tally, target, path, before, tmp_path):
     if snapshot(path) != before or sorted(os.listdir(str(tmp_path))) != ['knockd.conf']:
         tally.record(target, 'changed')
@@ -151,7 +134,7 @@ def _check_file(tally, target, path, before, tmp_path):
 
 @pytest.mark.parametrize('key, value', STANZA_CASES, ids=_ids(STANZA_CASES))
 def test_knockd_stanza(tally, tmp_path, key, value):
-    path = _knockd_conf(tmp_path)
+    path = knockd_conf(tmp_path, CONF)
     before = snapshot(path)
     _run(tally, 'module knockd_stanza', knockd_stanza.main, dict(STANZA, path=path, **{key: value}))
     _check_file(tally, 'module knockd_stanza', path, before, tmp_path)
@@ -159,7 +142,7 @@ def test_knockd_stanza(tally, tmp_path, key, value):
 
 @pytest.mark.parametrize('key, value', OPTIONS_CASES, ids=_ids(OPTIONS_CASES))
 def test_knockd_options(tally, tmp_path, key, value):
-    path = _knockd_conf(tmp_path)
+    path = knockd_conf(tmp_path, CONF)
     before = snapshot(path)
     _run(tally, 'module knockd_options', knockd_options.main, dict(path=path, **{key: value}))
     _check_file(tally, 'module knockd_options', path, before, tmp_path)

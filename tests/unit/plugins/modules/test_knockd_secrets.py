@@ -18,7 +18,7 @@ import pytest
 
 from ansible_collections.portknock.knock.plugins.modules import knockd_options, knockd_stanza
 
-from utils import module_result
+from utils import knockd_conf, module_result
 
 CMD = '/usr/sbin/iptables -A INPUT -s %IP% -p tcp --dport 22 -j ACCEPT'
 
@@ -71,10 +71,7 @@ def leaks(text, ports):
 @pytest.mark.parametrize('case', CASES, ids=[case[0] for case in CASES])
 def test_no_sequence_port_in_result(tmp_path, case, diff, check):
     _name, module, args, given = case
-    path = str(tmp_path / 'knockd.conf')
-    with open(path, 'w') as handle:
-        handle.write(CONF)
-    os.chmod(path, 0o600)
+    path = knockd_conf(tmp_path, CONF)
     args = dict(args, path=path)
     outputs = []
     for _run in (1, 2):   # first run (changed) and second run (ok)
@@ -94,9 +91,7 @@ def test_no_sequence_port_in_result(tmp_path, case, diff, check):
 
 def test_diff_still_shows_the_change(tmp_path):
     """Masking keeps the diff useful: the changed stanza and its other directives show."""
-    path = str(tmp_path / 'knockd.conf')
-    with open(path, 'w') as handle:
-        handle.write(CONF)
+    path = knockd_conf(tmp_path, CONF, mode=None)
     result, output, failed = module_result(
         knockd_stanza.main, dict(path=path, name='alpha', sequence='27654,22345:udp', seq_timeout=9, command=CMD),
         diff=True)
@@ -118,9 +113,7 @@ def test_diff_still_shows_the_change(tmp_path):
     (knockd_options, dict(interface='lo')),
 ], ids=['stanza', 'stanza-absent', 'options'])
 def test_invalid_file_error_hides_the_valid_ports(tmp_path, text, module, args):
-    path = str(tmp_path / 'knockd.conf')
-    with open(path, 'w') as handle:
-        handle.write(text)
+    path = knockd_conf(tmp_path, text, mode=None)
     result, output, failed = module_result(module.main, dict(args, path=path), diff=True, verbosity=4)
     assert failed and 'file left untouched' in result['msg']
     assert leaks(output, ['17313', '24187', '19421', '26543']) == []

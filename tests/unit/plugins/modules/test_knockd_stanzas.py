@@ -19,7 +19,7 @@ import pytest
 from ansible_collections.portknock.knock.plugins.module_utils.knockd_conf import parse, semantic, value_ports
 from ansible_collections.portknock.knock.plugins.modules import knockd_stanza
 
-from utils import module_result
+from utils import knockd_conf, module_result
 
 CMD = '/usr/sbin/iptables -A INPUT -s %IP% -p tcp --dport 22 -j ACCEPT'
 CONF = """\
@@ -62,11 +62,7 @@ def snapshot(path):
 
 @pytest.fixture
 def conf(tmp_path):
-    path = str(tmp_path / 'knockd.conf')
-    with open(path, 'w') as handle:
-        handle.write(CONF)
-    os.chmod(path, 0o600)
-    return path
+    return knockd_conf(tmp_path, CONF)
 
 
 def run(path, stanzas, **kwargs):
@@ -221,10 +217,8 @@ def test_monotonic_sequence_warns_naming_the_stanza(conf, monkeypatch):
 
 
 def test_invalid_existing_file_untouched(tmp_path):
-    path = str(tmp_path / 'knockd.conf')
     text = '[a]\n\tsequence = 17313,24187\n[a]\n\tsequence = 19421\n'
-    with open(path, 'w') as handle:
-        handle.write(text)
+    path = knockd_conf(tmp_path, text, mode=None)
     result, output, failed = run(path, doors(3), diff=True)
     assert failed and 'file left untouched' in result['msg']
     assert leaks(output, ['17313', '24187', '19421'] + ports_of(doors(3))) == []

@@ -22,6 +22,7 @@ __metaclass__ = type
 import contextlib
 import io
 import json
+import os
 from unittest import mock
 
 from ansible.module_utils import basic
@@ -91,3 +92,13 @@ def module_result(main, args, **kwargs):
         return exc.result, exc.output, False
     except AnsibleFailJson as exc:
         return exc.result, exc.output, True
+
+
+def knockd_conf(tmp_path, text, mode=0o600):
+    """``tmp_path``/knockd.conf holding ``text``, chmod ``mode`` (None: as the umask leaves it); its path."""
+    path = str(tmp_path / 'knockd.conf')
+    with open(path, 'w') as handle:
+        handle.write(text)
+    if mode is not None:
+        os.chmod(path, mode)
+    return path
