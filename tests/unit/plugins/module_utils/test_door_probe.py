@@ -18,19 +18,10 @@ from ansible_collections.portknock.knock.plugins.module_utils import door_probe,
 from ansible_collections.portknock.knock.plugins.module_utils.door import make_door, make_spa_door
 from ansible_collections.portknock.knock.plugins.module_utils.door_probe import CHECKS, Probe, SpaSender
 
+from fake_clock import FakeClock
+
 KNOCKER, STRANGER, TARGET = '10.231.9.20', '10.231.9.21', '10.231.9.11'
 DOOR = make_door('ssh', [7311, '9127:udp', 8243], 22, open_window=8)
-
-
-class Clock(object):
-    def __init__(self):
-        self.t = 1000.0
-
-    def now(self):
-        return self.t
-
-    def sleep(self, seconds):
-        self.t += seconds
 
 
 class SimDoor(object):
@@ -42,7 +33,7 @@ class SimDoor(object):
         self.open_to_all, self.never_opens, self.never_closes, self.any_order = open_to_all, never_opens, never_closes, any_order
         self.opened = {}
         if preopen:
-            self.opened[preopen] = clock.now()
+            self.opened[preopen] = clock.now
         self.knocks = []
         self.connects = 0
 
@@ -52,20 +43,20 @@ class SimDoor(object):
         if self.open_to_all:
             return True
         since = self.opened.get(source)
-        return since is not None and (self.never_closes or self.clock.now() - since < self.window)
+        return since is not None and (self.never_closes or self.clock.now - since < self.window)
 
     def knock(self, address, steps, source):
         self.knocks.append((source, [s.port for s in steps]))
         right = [s.port for s in self.door.sequence]
         got = [s.port for s in steps]
         if not self.never_opens and (got == right or (self.any_order and sorted(got) == sorted(right))):
-            self.opened[source] = self.clock.now()
+            self.opened[source] = self.clock.now
 
 
 def run(**kw):
-    clock = Clock()
+    clock = FakeClock()
     sim = SimDoor(clock, DOOR, **kw)
-    results = Probe(sim.connect, sim.knock, sleep=clock.sleep, now=clock.now).run(DOOR, TARGET, KNOCKER, STRANGER, 8)
+    results = Probe(sim.connect, sim.knock, sleep=clock.sleep, now=clock).run(DOOR, TARGET, KNOCKER, STRANGER, 8)
     return dict((r['check'], r) for r in results), sim, clock
 
 
@@ -81,7 +72,7 @@ def test_a_good_door_passes_every_check_in_order():
     assert results['opens_for_knocker']['seconds'] == 0
     # the knocks sent: the stranger's reversed steps, then the knocker's right ones; nothing else
     assert sim.knocks == [(STRANGER, [8243, 9127, 7311]), (KNOCKER, [7311, 9127, 8243])]
-    assert clock.now() >= 1000 + 8 + 3
+    assert clock.now >= 1000 + 8 + 3
 
 
 @pytest.mark.parametrize('kw, broken', [
@@ -106,9 +97,9 @@ def test_an_earlier_open_window_of_the_knocker_is_waited_out():
 
 def test_one_step_door_has_no_wrong_order():
     door = make_door('one', [7311], 22, open_window=8)
-    clock = Clock()
+    clock = FakeClock()
     sim = SimDoor(clock, door)
-    results = Probe(sim.connect, sim.knock, sleep=clock.sleep, now=clock.now).run(door, TARGET, KNOCKER, STRANGER, 8)
+    results = Probe(sim.connect, sim.knock, sleep=clock.sleep, now=clock).run(door, TARGET, KNOCKER, STRANGER, 8)
     by = dict((r['check'], r) for r in results)
     assert by['wrong_order_stays_closed']['skipped'] and by['wrong_order_stays_closed']['ok']
     assert sim.knocks == [(KNOCKER, [7311])]
@@ -135,7 +126,7 @@ class SimSpaDoor(object):
 
     def connect(self, address, port, source, quick=False):
         since = self.opened.get(source)
-        return since is not None and self.clock.now() - since < self.window
+        return since is not None and self.clock.now - since < self.window
 
     def send_spa(self, address, door, source, attempt):
         self.sent.append((source, attempt))
@@ -145,13 +136,13 @@ class SimSpaDoor(object):
         if packet in self.seen and not self.replayable:
             return
         self.seen.add(packet)
-        self.opened[source] = self.clock.now()
+        self.opened[source] = self.clock.now
 
 
 def run_spa(**kw):
-    clock = Clock()
+    clock = FakeClock()
     sim = SimSpaDoor(clock, **kw)
-    probe = Probe(sim.connect, None, sleep=clock.sleep, now=clock.now, send_spa=sim.send_spa)
+    probe = Probe(sim.connect, None, sleep=clock.sleep, now=clock, send_spa=sim.send_spa)
     results = probe.run(SPA_DOOR, TARGET, KNOCKER, STRANGER, 8)
     return dict((r['check'], r) for r in results), sim
 

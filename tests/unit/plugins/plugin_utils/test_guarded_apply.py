@@ -13,20 +13,11 @@ from ansible.errors import AnsibleConnectionFailure
 
 from ansible_collections.portknock.knock.plugins.plugin_utils import guarded_apply as ga
 
+from fake_clock import FakeClock
+
 GUARD = ga.GUARD_MODULE
 TASK_VARS = {'inventory_hostname': 'web1'}
 TOKEN = '5e' * 16
-
-
-class Clock(object):
-    def __init__(self):
-        self.now = 1000.0
-
-    def time(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.now += seconds
 
 
 class FakeConnection(object):
@@ -73,7 +64,7 @@ class FakeAction(object):
 
 @pytest.fixture
 def clock(monkeypatch):
-    c = Clock()
+    c = FakeClock()
     monkeypatch.setattr(ga.time, 'time', c.time)
     monkeypatch.setattr(ga.time, 'sleep', c.sleep)
     return c

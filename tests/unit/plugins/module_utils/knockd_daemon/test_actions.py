@@ -17,6 +17,8 @@ from ansible_collections.portknock.knock.plugins.module_utils.knockd_daemon.kern
     KernelDoorError, NftSetDoor, RecentListDoor, parse_kernel_door, parse_kernel_door_option)
 from ansible_collections.portknock.knock.plugins.module_utils.knockd_daemon.log import KnockdLog
 
+from fake_clock import FakeClock as Clock
+
 FakeStanza = collections.namedtuple('FakeStanza', 'name start_command start_command_6 stop_command '
                                                   'stop_command_6 cmd_timeout')
 
@@ -233,14 +235,6 @@ def test_runner_executes_plain_commands_directly_and_falls_back_to_the_shell():
 
 
 # -- issue 11 item 10: bounded open doors and commands, incremental state file ---------------
-class Clock:
-    def __init__(self, now=100.0):
-        self.now = now
-
-    def __call__(self):
-        return self.now
-
-
 def sources(count):
     return ['10.0.%d.%d' % (index // 200, 1 + index % 200) for index in range(count)]
 

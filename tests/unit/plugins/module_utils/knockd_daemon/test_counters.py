@@ -18,6 +18,8 @@ from ansible_collections.portknock.knock.plugins.module_utils.knockd_daemon.coun
 from ansible_collections.portknock.knock.plugins.module_utils.knockd_daemon.log import KnockdLog
 from ansible_collections.portknock.knock.plugins.module_utils.knockd_daemon.sequence_tracker import Event
 
+from fake_clock import FakeClock as Clock
+
 SEQUENCE = (7313, 4187, 9421)
 CONFIG = '''\
 [options]
@@ -35,14 +37,6 @@ CONFIG = '''\
     sequence    = 9421:udp,7313:udp
     start_command = /bin/true %IP%
 '''
-
-
-class Clock:
-    def __init__(self, now=100.0):
-        self.now = now
-
-    def __call__(self):
-        return self.now
 
 
 class RecordingKeeper:
@@ -145,7 +139,7 @@ def test_reload_keeps_the_counts_of_the_doors_still_there(tmp_path):
 def test_unwritable_counters_file_is_one_error_not_a_crash(tmp_path, capsys):
     blocker = tmp_path / 'file'
     blocker.write_text('x')
-    counters = DoorCounters(str(blocker / 'c.json'), KnockdLog(stream=io.StringIO()), clock=Clock())
+    counters = DoorCounters(str(blocker / 'c.json'), KnockdLog(stream=io.StringIO()), clock=Clock(100.0))
     assert counters.flush() is False
     assert counters.flush(200.0) is False
     assert capsys.readouterr().err.count('cannot write counters file') == 1

@@ -12,16 +12,15 @@ import stat
 
 from ansible_collections.portknock.knock.plugins.module_utils.knockd_daemon.replay_cache import ReplayCache
 
+from fake_clock import FakeClock
+
 D1 = 'A' * 43
 D2 = 'B+/' * 14 + 'C'
 
 
-class Clock:
-    def __init__(self, now=1700000000.0):
-        self.now = now
-
-    def __call__(self):
-        return self.now
+class Clock(FakeClock):
+    def __init__(self, now=1700000000.0):     # a real epoch: the cache file holds the seconds
+        FakeClock.__init__(self, now)
 
 
 class Log:

@@ -17,6 +17,8 @@ from ansible_collections.portknock.knock.plugins.module_utils.knockd_daemon.one_
 from ansible_collections.portknock.knock.plugins.module_utils.knockd_daemon.sequence_tracker import (
     SequenceTracker)
 
+from fake_clock import FakeClock as Clock
+
 FakeStanza = collections.namedtuple('FakeStanza', 'name sequence seq_timeout tcpflags target')
 SERVER = '10.99.4.1'
 SERVER6 = 'fd42:99:4::1'
@@ -25,14 +27,6 @@ SERVER6 = 'fd42:99:4::1'
 def stanza(name='ssh', sequence='3371,2459,4126', seq_timeout=15, tcpflags='syn', target=None):
     return FakeStanza(name, parse_sequence(sequence) if sequence else (), seq_timeout,
                       parse_tcpflags(tcpflags), target)
-
-
-class Clock:
-    def __init__(self):
-        self.now = 1000.0
-
-    def __call__(self):
-        return self.now
 
 
 def tcp(src, port, flags=('syn',), dst=SERVER):
