@@ -11,17 +11,13 @@ from ansible_collections.portknock.knock.plugins.module_utils.door import make_d
 from ansible_collections.portknock.knock.plugins.module_utils import iptables_backend as ib
 from ansible_collections.portknock.knock.plugins.module_utils import recent_rules
 
+from fake_firewall import FakeBinaries
 
-class FakeHost(object):
+
+class FakeHost(FakeBinaries):
     def __init__(self, version, binaries, save='', restore_rc=0):
-        self.version = version
-        self.binaries = binaries
-        self.save = save
-        self.restore_rc = restore_rc
-        self.calls = []
-
-    def which(self, name):
-        return '/usr/sbin/' + name if name in self.binaries else None
+        super(FakeHost, self).__init__(binaries)
+        self.version, self.save, self.restore_rc = version, save, restore_rc
 
     def run(self, args, data=None):
         self.calls.append((args, data))

@@ -12,7 +12,7 @@ from ansible_collections.portknock.knock.plugins.module_utils.iptables_backend i
 from ansible_collections.portknock.knock.plugins.module_utils import nft_rules as nr
 from ansible_collections.portknock.knock.plugins.module_utils.nftables_backend import NftablesBackend
 
-from fake_firewall import nft_reads
+from fake_firewall import FakeBinaries, nft_reads
 
 DOOR = make_door('ssh', [7313, 4187, 9421], 22)
 DROP_POLICY = '''table inet filter { # handle 1
@@ -25,18 +25,13 @@ DROP_POLICY = '''table inet filter { # handle 1
 '''
 
 
-class FakeNft(object):
+class FakeNft(FakeBinaries):
     """nft with a host ruleset (text) and the door's table (present or not)."""
 
     def __init__(self, host='', door_table=False, host_rule_handle=None, apply_rc=0):
-        self.host = host
-        self.door_table = door_table
-        self.host_rule_handle = host_rule_handle
-        self.apply_rc = apply_rc
+        super(FakeNft, self).__init__(['nft'])
+        self.host, self.door_table, self.host_rule_handle, self.apply_rc = host, door_table, host_rule_handle, apply_rc
         self.scripts = []
-
-    def which(self, name):
-        return '/usr/sbin/nft' if name == 'nft' else None
 
     def _ruleset(self):
         integrated = ''

@@ -52,17 +52,25 @@ def _tables(ruleset):
     return tables
 
 
-class FakeFirewall(object):
+class FakeBinaries(object):
+    """A host where the programs named in ``bins`` are installed (in /usr/sbin); ``calls`` is for
+    the commands a subclass's ``run`` records."""
 
-    def __init__(self, bins=None, reject=None):
-        self.bins = BINS if bins is None else bins
-        self.reject = reject or set()      # e.g. {'ip6tables-nft-restore', 'nft'}
-        self.filter = dict((f, collections.OrderedDict([('INPUT', [])])) for f in ('ipv4', 'ipv6'))
-        self.tables = collections.OrderedDict()
+    def __init__(self, bins):
+        self.bins = bins
         self.calls = []
 
     def which(self, name):
         return '/usr/sbin/%s' % name if name in self.bins else None
+
+
+class FakeFirewall(FakeBinaries):
+
+    def __init__(self, bins=None, reject=None):
+        super(FakeFirewall, self).__init__(BINS if bins is None else bins)
+        self.reject = reject or set()      # e.g. {'ip6tables-nft-restore', 'nft'}
+        self.filter = dict((f, collections.OrderedDict([('INPUT', [])])) for f in ('ipv4', 'ipv6'))
+        self.tables = collections.OrderedDict()
 
     def run(self, args, data=None):
         self.calls.append((list(args), data))
