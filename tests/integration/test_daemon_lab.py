@@ -25,6 +25,7 @@ import time
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from knockd_conf_text import conf, section  # noqa: E402
 from lab_hosts import COLLECTION_ON_HOST, lab  # noqa: E402
 from lab_util import in_parallel, wait_until  # noqa: E402
 
@@ -92,33 +93,19 @@ def hosts():
         yield Lab(made)
 
 
-SEED_CONFIG = '''\
-[options]
-    LogFile = {log}
+def ssh_rule(tool, change):
+    """The start (-I) or stop (-D) command of the SSH doors: ``tool`` lets the knocker in to port 22."""
+    return '%s -%s INPUT -s %%IP%% -p tcp --dport 22 -j ACCEPT' % (tool, change)
 
-[openSSH]
-    sequence    = 3371,2459,4126
-    seq_timeout = 15
-    tcpflags    = syn
-    start_command = iptables -I INPUT -s %IP% -p tcp --dport 22 -j ACCEPT
-    start_command_6 = ip6tables -I INPUT -s %IP% -p tcp --dport 22 -j ACCEPT
-    cmd_timeout = {timeout}
-    stop_command = iptables -D INPUT -s %IP% -p tcp --dport 22 -j ACCEPT
-    stop_command_6 = ip6tables -D INPUT -s %IP% -p tcp --dport 22 -j ACCEPT
 
-[udpSSH]
-    sequence    = 5001:udp,5002:udp,5003:udp
-    seq_timeout = 15
-    start_command = iptables -I INPUT -s %IP% -p tcp --dport 22 -j ACCEPT
-    cmd_timeout = {timeout}
-    stop_command = iptables -D INPUT -s %IP% -p tcp --dport 22 -j ACCEPT
-
-[shortSeq]
-    sequence    = 8101,8102,8103
-    seq_timeout = {seq_timeout}
-    tcpflags    = syn
-    start_command = true
-'''
+SEED_CONFIG = conf(
+    section('options', 'LogFile = {log}'),
+    section('openSSH', sequence='3371,2459,4126', seq_timeout=15, tcpflags='syn',
+            start_command=ssh_rule('iptables', 'I'), start_command_6=ssh_rule('ip6tables', 'I'), cmd_timeout='{timeout}',
+            stop_command=ssh_rule('iptables', 'D'), stop_command_6=ssh_rule('ip6tables', 'D')),
+    section('udpSSH', sequence='5001:udp,5002:udp,5003:udp', seq_timeout=15, start_command=ssh_rule('iptables', 'I'),
+            cmd_timeout='{timeout}', stop_command=ssh_rule('iptables', 'D')),
+    section('shortSeq', sequence='8101,8102,8103', seq_timeout='{seq_timeout}', tcpflags='syn', start_command='true'))
 
 
 class DaemonRun(object):
@@ -320,6 +307,17 @@ table inet pkd4 {
 '''
 
 
+def opened_then_killed(lab_, daemon):
+    """The client knocks openSSH's sequence; once port 22 lets it in, kill -9 the daemon (also when
+    the door never opened).  Returns when the door was seen open."""
+    try:
+        lab_.knock(lab_.server.ipv4, '3371', '2459', '4126')
+        assert wait_for(lambda: can_connect(lab_.client, lab_.server.ipv4), 3), daemon.output()
+        return time.time()
+    finally:
+        daemon.stop('KILL')
+
+
 def test_fail_closed_kernel_door_survives_kill_9(firewall, workdir):
     lab_ = firewall
     server4 = lab_.server.ipv4
@@ -328,12 +326,7 @@ def test_fail_closed_kernel_door_survives_kill_9(firewall, workdir):
     assert not can_connect(lab_.client, server4)
     daemon = new_daemon(lab_, workdir, extra_args=['--kernel-door', 'openSSH=nft:inet/pkd4/ssh4/ssh6'],
                         cmd_timeout=LONG_CMD_TIMEOUT).start()
-    try:
-        lab_.knock(server4, '3371', '2459', '4126')
-        assert wait_for(lambda: can_connect(lab_.client, server4), 3), daemon.output()
-        opened = time.time()
-    finally:
-        daemon.stop('KILL')
+    opened = opened_then_killed(lab_, daemon)
     assert can_connect(lab_.client, server4)   # the kernel door outlived the daemon...
     assert not can_connect(lab_.other, server4)
     assert 'running command' not in daemon.read_log()
@@ -349,12 +342,7 @@ def test_fail_closed_recent_list_survives_kill_9(firewall, workdir):
                     % CMD_TIMEOUT, check=True)
     assert not can_connect(lab_.client, server4)
     daemon = new_daemon(lab_, workdir, extra_args=['-K', 'openSSH=recent:pkd4']).start()
-    try:
-        lab_.knock(server4, '3371', '2459', '4126')
-        assert wait_for(lambda: can_connect(lab_.client, server4), 3), daemon.output()
-        opened = time.time()
-    finally:
-        daemon.stop('KILL')
+    opened = opened_then_killed(lab_, daemon)
     assert not can_connect(lab_.other, server4)
     assert wait_for(lambda: not can_connect(lab_.client, server4, timeout=0.3), CMD_TIMEOUT + 2)
     assert time.time() - opened <= CMD_TIMEOUT + 2.5
@@ -473,23 +461,11 @@ def test_sighup_with_a_new_sequence(firewall, daemon):
     assert wait_for(lambda: can_connect(lab_.client, server4), 3), daemon.output()
 
 
-PARITY_CONFIG = '''\
-[options]
-    LogFile = {log}
-
-[openSSH]
-    sequence    = 3371,2459,4126
-    seq_timeout = 15
-    tcpflags    = syn
-    start_command = echo start %IP%
-    cmd_timeout = 2
-    stop_command = echo stop %IP%
-
-[udpSSH]
-    sequence    = 5001:udp,5002:udp,5003:udp
-    seq_timeout = 15
-    start_command = echo udp %IP%
-'''
+PARITY_CONFIG = conf(
+    section('options', 'LogFile = {log}'),
+    section('openSSH', sequence='3371,2459,4126', seq_timeout=15, tcpflags='syn', start_command='echo start %IP%',
+            cmd_timeout=2, stop_command='echo stop %IP%'),
+    section('udpSSH', sequence='5001:udp,5002:udp,5003:udp', seq_timeout=15, start_command='echo udp %IP%'))
 
 
 def knockd_lines(text):

@@ -19,24 +19,14 @@ from ansible_collections.portknock.knock.plugins.module_utils.knockd_daemon.log 
 from ansible_collections.portknock.knock.plugins.module_utils.knockd_daemon.sequence_tracker import Event
 
 from fake_clock import FakeClock as Clock
+from knockd_conf_text import conf, section   # tests/integration (tests/conftest.py)
 
 SEQUENCE = (7313, 4187, 9421)
-CONFIG = '''\
-[options]
-    LogFile = {log}
-
-[ssh]
-    sequence    = 7313,4187,9421
-    seq_timeout = 5
-    tcpflags    = syn
-    start_command = /bin/true %IP%
-    cmd_timeout = 3
-    stop_command = /bin/true %IP%
-
-[web]
-    sequence    = 9421:udp,7313:udp
-    start_command = /bin/true %IP%
-'''
+CONFIG = conf(
+    section('options', 'LogFile = {log}'),
+    section('ssh', sequence='7313,4187,9421', seq_timeout=5, tcpflags='syn', start_command='/bin/true %IP%',
+            cmd_timeout=3, stop_command='/bin/true %IP%'),
+    section('web', sequence='9421:udp,7313:udp', start_command='/bin/true %IP%'))
 
 
 class RecordingKeeper:
