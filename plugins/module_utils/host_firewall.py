@@ -194,8 +194,10 @@ def xtables_baseline_input(baseline, running_text):
 def chains_input(chains, running_text, forget_knockers=False):
     """``iptables-restore --noflush`` input for one family's knockd door chains ('' if nothing to do).
 
-    ``chains``: that family's entries of ``knockd_firewall_chains`` (chain, state, jump, static).
-    A present chain gets exactly one INPUT jump (the wanted one, inserted first) and ends with its
+    ``chains``: that family's entries of ``knockd_firewall_chains`` or ``fwknop_firewall_chains``
+    (chain, state, jump, static, and ``position``: ``first``, the default, or ``last``).
+    A present chain gets exactly one INPUT jump (the wanted one, inserted first, or appended last:
+    fwknopd's own FWKNOP_INPUT jump must stay ahead of the fwknop role's closing chain) and ends with its
     static rules, DROP last.  Its static rules are replaced with ``-D``/``-A`` inside the one
     transaction, so the chain never lacks its DROP and the knockers' ACCEPT rules (added and
     removed by knockd's commands meanwhile) are left alone.  ``forget_knockers`` (before the daemon
@@ -227,7 +229,7 @@ def chains_input(chains, running_text, forget_knockers=False):
         jump = '-A %s %s' % (recent_rules.HOOK_CHAIN, entry['jump'])
         if jumps != [jump]:
             delete.extend('-D' + line[2:] for line in jumps)
-            insert.append('-I %s 1 %s' % (recent_rules.HOOK_CHAIN, entry['jump']))
+            insert.append(jump if entry.get('position') == 'last' else '-I %s 1 %s' % (recent_rules.HOOK_CHAIN, entry['jump']))
     body = declare + delete + add + insert + ['-F ' + chain for chain in remove] + ['-X ' + chain for chain in remove]
     if not body:
         return ''
@@ -462,6 +464,8 @@ def load_spec(path):
     for entry in spec:
         if entry['state'] == 'present' and not (isinstance(entry.get('jump'), str) and isinstance(entry.get('static'), list)):
             raise FirewallError('%s: chain %r needs jump and static' % (path, entry['chain']))
+        if entry.get('position', 'first') not in ('first', 'last'):
+            raise FirewallError('%s: chain %r: position must be first or last' % (path, entry['chain']))
     return spec
 
 
