@@ -25,6 +25,19 @@ digest.cache: SHA-256 over the packet data exactly as received, base64 without
 padding.  Checking a message's age, its source or replay is the caller's job:
 this module is pure (no clock, no I/O).
 
+Cost of junk (a receiver under a flood): ``Decoder`` holds what one set of keys
+needs computed once (the HMAC state with the ``U2FsdGVkX1`` prefix already
+absorbed, the HMAC's base64 length).  Before any key is used, ``check_data`` and
+``Decoder.authenticate`` refuse data that no fwknop client can send and no key
+could make acceptable: bytes outside the base64 alphabet, a length that is not
+Rijndael text (``Salted__``, 8-byte salt, 16-byte blocks, in base64 without its
+10-character prefix) plus the HMAC, a first character that cannot follow
+``Salted__`` (only ``8 9 + /`` can), an HMAC whose last base64 character has
+bits a digest of that size never sets.  These look at the data only, never at a
+key, so they tell an attacker nothing; every such packet would fail the HMAC
+comparison (or the decryption) anyway.  The HMAC itself is compared in constant
+time (hmac.compare_digest) before anything is decrypted or parsed.
+
 Hashes come from the standard library; only AES needs the ``cryptography``
 package, imported on first use (ansible-core has it on the controller;
 ``python3-cryptography`` on Debian hosts).  Every bad input raises SpaError
@@ -84,7 +97,16 @@ SALT_LEN = 8
 BLOCK = 16
 RAND_LEN = 16
 
-_B64_RE = re.compile(r'^[A-Za-z0-9+/]*\Z')
+_B64_ALPHABET = b'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/'
+_B64_PREFIX_BYTES = B64_SALT_PREFIX.encode('ascii')
+# The lengths of fwknop's Rijndael text: base64 (unpadded) of Salted__ + salt + 16-byte blocks,
+# without the 10 prefix characters; and its first character: the last 4 bits of "Salted__"
+# ('_', 0x5F) then 2 bits of salt are base64 digits 60 to 63.
+_CIPHER_TEXT_LENGTHS = frozenset((4 * size + 2) // 3 - len(B64_SALT_PREFIX)
+                                 for size in range(len(SALT_PREFIX) + SALT_LEN + BLOCK, MAX_PACKET_LEN + 1, BLOCK))
+_CIPHER_TEXT_FIRST = frozenset(_B64_ALPHABET[60:])
+_DIGEST_SIZES = dict((name, hashlib.new(DIGESTS[name]).digest_size) for name in DIGESTS)
+_B64_LENGTHS = dict((name, (4 * size + 2) // 3) for name, size in _DIGEST_SIZES.items())
 _B64_PADDED_RE = re.compile(r'^([A-Za-z0-9+/]*)(={0,2})\Z')
 _DIGITS_RE = re.compile(r'^[0-9]+\Z')
 _RAND_RE = re.compile(r'^[0-9]{16}\Z')
@@ -100,6 +122,14 @@ class SpaError(KnockValueError):
 
 class SpaDependencyError(SpaError):
     """The ``cryptography`` package, needed for AES, cannot be imported."""
+
+
+class SpaAuthError(SpaError):
+    """The data does not authenticate with the HMAC key (or cannot carry an HMAC that would)."""
+
+
+class SpaHmacMismatch(SpaAuthError):
+    """The HMAC was computed and does not match (the costly refusal)."""
 
 
 Access = collections.namedtuple('Access', ['protocol', 'port'])
@@ -213,7 +243,12 @@ def _hmac_b64(name, key, data):
 
 
 def _b64_len(name):
-    return len(_b64encode(b'\0' * hashlib.new(DIGESTS[name]).digest_size))
+    return _B64_LENGTHS[name]
+
+
+def _last_characters(size):
+    """The bytes the last character of unpadded base64 of ``size`` bytes can be (unused bits are 0)."""
+    return frozenset(_B64_ALPHABET[::(1, 16, 4)[size % 3]])
 
 
 def replay_digest(data):
@@ -343,7 +378,11 @@ def encrypt(plaintext, key, salt=None):
 def decrypt(text, key):
     """The inverse of encrypt(): plaintext bytes, or SpaError (wrong key, damaged data)."""
     _check_key(key, 'SPA encryption key', MAX_KEY_LEN)
-    raw = _b64decode(B64_SALT_PREFIX + text, 'SPA data')
+    return _decrypt(_b64decode(B64_SALT_PREFIX + text, 'SPA data'), key)
+
+
+def _decrypt(raw, key):
+    """Plaintext of the decoded ``Salted__`` + salt + ciphertext ``raw``, or SpaError."""
     if not raw.startswith(SALT_PREFIX) or len(raw) < len(SALT_PREFIX) + SALT_LEN + BLOCK \
             or (len(raw) - len(SALT_PREFIX) - SALT_LEN) % BLOCK:
         raise SpaError('SPA data is not Rijndael CBC data (bad length)')
@@ -362,33 +401,94 @@ def decode(data, key, hmac_key, hmac_digest_type=DEFAULT_HMAC_DIGEST):
 
     ``hmac_key=None`` accepts data without an HMAC (fwknop without
     ``--use-hmac``): only for stanzas that have no HMAC key.  Raises SpaError
-    for anything that is not an authentic access request made with these keys.
+    for anything that is not an authentic access request made with these keys
+    (SpaAuthError when the HMAC does not match).  A receiver that decodes many
+    packets with the same keys keeps a Decoder instead.
     """
-    _check_keys(key, hmac_key)
-    hmac_digest_type = parse_digest_type(hmac_digest_type, 'SPA HMAC digest type')
+    return Decoder(key, hmac_key, hmac_digest_type).decode(data)
+
+
+def check_data(data):
+    """Received SPA data (bytes or text) -> bytes, or SpaError when no key could make it SPA.
+
+    Size (fwknopd's bounds), the base64 alphabet, no ``U2FsdGVkX1`` prefix: what does not
+    depend on the keys, done once per packet whatever the number of stanzas.
+    """
     raw = _packet_bytes(data)
     if not MIN_PACKET_LEN <= len(raw) <= MAX_PACKET_LEN:
         raise SpaError('SPA data has %d bytes, not %d to %d' % (len(raw), MIN_PACKET_LEN, MAX_PACKET_LEN))
-    try:
-        text = raw.decode('ascii')
-    except UnicodeDecodeError:
+    if raw.translate(None, _B64_ALPHABET):
         raise SpaError('SPA data is not base64')
-    if not _B64_RE.match(text):
-        raise SpaError('SPA data is not base64')
-    if text.startswith(B64_SALT_PREFIX):
+    if raw.startswith(_B64_PREFIX_BYTES):
         # fwknopd refuses it too: the same packet with and without the prefix would be two digests.
         raise SpaError('SPA data starts with the Salted__ prefix that fwknop strips')
-    if hmac_key is not None:
-        length = _b64_len(hmac_digest_type)
-        if len(text) <= length:
-            raise SpaError('SPA data is too short for a %s HMAC' % hmac_digest_type)
-        text, received = text[:-length], text[-length:]
-        expected = _hmac_b64(hmac_digest_type, hmac_key, (B64_SALT_PREFIX + text).encode('ascii'))
-        if not hmac.compare_digest(expected.encode('ascii'), received.encode('ascii')):
-            raise SpaError('SPA HMAC does not match (wrong HMAC key or digest type, or damaged data)')
-    plaintext = decrypt(text, key)
-    fields = _parse_plaintext(plaintext)
-    return SpaMessage(spa_digest=replay_digest(raw), **fields)
+    return raw
+
+
+class Decoder:
+    """decode() with one set of keys, what does not change from packet to packet computed once.
+
+    ``authenticate(raw)`` (after check_data) checks the HMAC and returns the Rijndael text;
+    ``open(text, spa_digest)`` decrypts and parses it.  A receiver looks the packet up in its
+    replay cache in between (only authentic packets cost the digest).  Errors never hold keys.
+    """
+
+    def __init__(self, key, hmac_key, hmac_digest_type=DEFAULT_HMAC_DIGEST):
+        _check_keys(key, hmac_key)
+        self.hmac_digest_type = parse_digest_type(hmac_digest_type, 'SPA HMAC digest type')
+        self._key = key
+        self._hmac = None
+        self.hmac_length = 0
+        self._hmac_last = frozenset()
+        if hmac_key is not None:
+            # the HMAC is over U2FsdGVkX1 + the text: that prefix is absorbed once, each packet copies
+            self._hmac = hmac.new(hmac_key, _B64_PREFIX_BYTES, DIGESTS[self.hmac_digest_type])
+            self.hmac_length = _B64_LENGTHS[self.hmac_digest_type]
+            self._hmac_last = _last_characters(_DIGEST_SIZES[self.hmac_digest_type])
+
+    def __repr__(self):
+        return 'Decoder(hmac_digest_type=%r)' % (self.hmac_digest_type if self._hmac is not None else None)
+
+    def authenticate(self, raw):
+        """The Rijndael text (bytes) of ``raw`` (what check_data returned), or SpaError.
+
+        With an HMAC key: SpaAuthError unless the HMAC (base64, constant-time comparison)
+        matches; data that cannot carry a matching HMAC over Rijndael text is refused without
+        computing it.  Without: the text must have the shape of Rijndael text.
+        """
+        length = self.hmac_length
+        if not length:
+            if len(raw) not in _CIPHER_TEXT_LENGTHS or raw[0] not in _CIPHER_TEXT_FIRST:
+                raise SpaError('SPA data is not Rijndael CBC data (bad length)')
+            return raw
+        if len(raw) <= length:
+            raise SpaAuthError('SPA data is too short for a %s HMAC' % self.hmac_digest_type)
+        body = raw[:-length]
+        if len(body) not in _CIPHER_TEXT_LENGTHS or body[0] not in _CIPHER_TEXT_FIRST \
+                or raw[-1] not in self._hmac_last:
+            raise SpaAuthError('SPA HMAC does not match (the data cannot be Rijndael text with a %s HMAC)'
+                               % self.hmac_digest_type)
+        mac = self._hmac.copy()
+        mac.update(body)
+        expected = binascii.b2a_base64(mac.digest(), newline=False).rstrip(b'=')
+        if not hmac.compare_digest(expected, raw[-length:]):
+            raise SpaHmacMismatch('SPA HMAC does not match (wrong HMAC key or digest type, or damaged data)')
+        return body
+
+    def open(self, text, spa_digest):
+        """The SpaMessage of the authenticated Rijndael ``text``; ``spa_digest``: the packet's replay digest."""
+        padded = _B64_PREFIX_BYTES + text
+        try:
+            raw = binascii.a2b_base64(padded + b'=' * (-len(padded) % 4))
+        except (binascii.Error, ValueError):
+            raise SpaError('SPA data is not base64')
+        fields = _parse_plaintext(_decrypt(raw, self._key))
+        return SpaMessage(spa_digest=spa_digest, **fields)
+
+    def decode(self, data):
+        """spa.decode() with these keys."""
+        raw = check_data(data)
+        return self.open(self.authenticate(raw), replay_digest(raw))
 
 
 def _parse_plaintext(plaintext):
@@ -401,7 +501,7 @@ def _parse_plaintext(plaintext):
         raise SpaError('SPA message has no digest')
     digest_type = None
     for name in DIGESTS:   # the length says which; SHA-256/SHA3-256 and SHA-512/SHA3-512 share one
-        if _b64_len(name) == len(digest) and hmac.compare_digest(
+        if _B64_LENGTHS[name] == len(digest) and hmac.compare_digest(
                 _digest_b64(name, body.encode('ascii')).encode('ascii'), digest.encode('ascii')):
             digest_type = name
             break

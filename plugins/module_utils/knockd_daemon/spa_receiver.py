@@ -6,10 +6,17 @@
 
 The packet's UDP payload goes through the same steps as in fwknopd 2.6.10:
 
-1. a digest already in the replay cache: refused (``replay``), before any decryption;
-2. the access.conf stanzas whose ``SOURCE`` holds the packet's source address, in file order
-   (none: ``no stanza``); the first whose keys authenticate (HMAC) and decrypt it
-   (spa.decode) takes it; when none does: ``bad HMAC``, ``decrypt failure`` or ``not SPA``;
+1. the access.conf stanzas whose ``SOURCE`` holds the packet's source address, in file order
+   (none: ``no stanza``); the first whose HMAC key authenticates it (spa.Decoder: the HMAC,
+   compared in constant time, before anything else of the packet is trusted) and whose key
+   decrypts it takes it; when none does: ``bad HMAC``, ``decrypt failure`` or ``not SPA``.
+   Data that no key could make SPA (not base64, a length or first character that Rijndael
+   text never has, an HMAC's last character a digest never gives) is refused before any
+   HMAC is computed, with the reason the HMAC or the decryption would have given;
+2. once the HMAC matches, before decryption: a digest already in the replay cache is refused
+   (``replay``).  fwknopd computes the digest of every packet first; this receiver only of
+   authentic ones (junk costs no SHA-256).  The same packets are refused (a replay that no
+   stanza of its new source authenticates is refused as ``bad HMAC``);
 3. its digest goes into the replay cache (a cache full of live entries refuses it);
 4. ``ENABLE_SPA_PACKET_AGING`` (default Y): the message's timestamp must be within
    ``MAX_SPA_PACKET_AGE`` seconds of the server's clock, either way (the clock-skew
@@ -29,6 +36,21 @@ The packet's UDP payload goes through the same steps as in fwknopd 2.6.10:
 Beyond fwknopd: IPv6 (packets from IPv6 sources, IPv6 addresses in the message and in
 ``SOURCE``).  ``decide`` never raises on any payload; a Decision never holds key material or
 the plaintext beyond the address and the access list (what the log line shows).
+
+Extension, the per-source penalty (``penalty_failures``, ``penalty_seconds``; the daemon's
+``--penalty-failures``/``--penalty-seconds``): a source address with ``penalty_failures``
+packets within one second that cost crypto and failed (the HMAC did not match, the decryption
+failed, or a replay) has its packets refused unexamined (``penalized``: a dict lookup, no
+crypto) for ``penalty_seconds``, so one flooding address cannot take the time that legit
+packets from other addresses need.  Junk refused by the cheap checks does not count (it costs
+little); the packet that starts a penalty says so in its Decision's detail (the daemon logs
+that line, not one per penalized packet); a source that has not failed is never affected.
+Trade-offs: an attacker that spoofs many source addresses is not slowed down; a legit client
+behind the flooder's address (NAT) waits until the flood stops; an attacker that can spoof a
+client's address can keep that address penalized.  0 failures: no penalty.
+
+Per-packet cost: the source's stanzas are looked up in a small dict keyed by its text (no
+ipaddress objects per packet), each stanza's spa.Decoder is built once.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -36,7 +58,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import collections
-import ipaddress
+import socket
 import struct
 import time
 
@@ -56,11 +78,19 @@ SOURCE_REQUIRED = 'source address required'
 SOURCE_MISMATCH = 'source mismatch'
 USERNAME = 'username mismatch'
 PORT = 'port not allowed'
+PENALIZED = 'penalized'
 REASONS = (REPLAY, NO_STANZA, BAD_HMAC, DECRYPT, NOT_SPA, CACHE_FULL, TOO_OLD, TOO_NEW, EXPIRED,
-           SOURCE_REQUIRED, SOURCE_MISMATCH, USERNAME, PORT)
+           SOURCE_REQUIRED, SOURCE_MISMATCH, USERNAME, PORT, PENALIZED)
 _RANK = {NOT_SPA: 0, BAD_HMAC: 1, DECRYPT: 2}
 ANY_ADDRESSES = ('0.0.0.0', '::')
 _U16 = struct.Struct('!H')
+_UDP = struct.Struct('!HHH')
+DEFAULT_PENALTY_FAILURES = 20     # failed packets (HMAC or decryption) in one second from one source ...
+DEFAULT_PENALTY_SECONDS = 5.0     # ... and it is ignored this long
+PENALTY_WINDOW = 1.0
+MAX_TRACKED_SOURCES = 16384       # sources with failures in the current window / penalized at once
+MAX_CACHED_SOURCES = 4096         # source -> its stanzas
+_FAMILIES = ((4, socket.AF_INET), (6, socket.AF_INET6))
 
 Decision = collections.namedtuple('Decision', [
     'accepted',   # bool
@@ -106,22 +136,64 @@ def udp_payload(data, packet):
 def _find_udp_header(data, end, packet):
     """Offset of the UDP header: IPv4's header length; IPv6: after 8-byte aligned extension headers."""
     if data[0] >> 4 == 4:
-        offsets = [(data[0] & 0x0F) * 4]
+        offsets = ((data[0] & 0x0F) * 4,)
     else:
         offsets = range(40, min(end - 7, 40 + 8 * 64), 8)
     for offset in offsets:
         if offset + 8 > end:
             break
-        sport, dport, length = struct.unpack_from('!HHH', data, offset)
+        sport, dport, length = _UDP.unpack_from(data, offset)
         if (sport, dport) == (packet.sport, packet.dport) and offset + length == end and length >= 8:
             return offset
     return None
 
 
-def _in_source(stanza, address):
+def _address_key(text):
+    """``(version, integer)`` of a numeric address (no scope), or None: what SOURCE networks are matched with."""
+    for version, family in _FAMILIES:
+        try:
+            return version, int.from_bytes(socket.inet_pton(family, text), 'big')
+        except (OSError, ValueError, TypeError):
+            continue
+    return None
+
+
+def _networks(stanza):
+    """None for ``SOURCE ANY``, else ``(version, network, mask)`` integers of its networks."""
     if stanza.source == 'ANY':
-        return True
-    return any(address.version == net.version and address in net for net in stanza.source)
+        return None
+    return tuple((net.version, int(net.network_address), int(net.netmask)) for net in stanza.source)
+
+
+def _canonical(text):
+    """The text of a numeric address as inet_ntop writes it (what the packet parser gives), or None."""
+    for _version, family in _FAMILIES:
+        try:
+            return socket.inet_ntop(family, socket.inet_pton(family, text))
+        except (OSError, ValueError, TypeError):
+            continue
+    return None
+
+
+class _Stanza:
+    """An access.conf stanza and what is computed once for it: its networks, its spa.Decoder."""
+    __slots__ = ('stanza', 'networks', 'decoder', 'error')
+
+    def __init__(self, stanza):
+        self.stanza = stanza
+        self.networks = _networks(stanza)
+        self.decoder = self.error = None
+        try:
+            self.decoder = spa.Decoder(stanza.key, stanza.hmac_key, stanza.hmac_digest_type)
+        except spa.SpaError as error:     # keys fwknop_conf would have refused: every packet fails
+            self.error = _reason_of(error)
+
+    def holds(self, address):
+        if self.networks is None:
+            return True
+        version, number = address
+        return any(version == net_version and number & mask == network
+                   for net_version, network, mask in self.networks)
 
 
 def _expire_epoch(stanza):
@@ -138,7 +210,13 @@ def _expire_epoch(stanza):
     return None
 
 
+def _worse(worst, reason):
+    return reason if worst is None or _RANK[reason] > _RANK[worst] else worst
+
+
 def _reason_of(error):
+    if isinstance(error, spa.SpaAuthError):
+        return BAD_HMAC
     text = str(error)
     if 'HMAC' in text:
         return BAD_HMAC
@@ -151,10 +229,14 @@ class SpaReceiver:
     """Decisions for SPA packets under one fwknopd.conf + access.conf.
 
     ``config``: fwknop_conf.FwknopdConfig; ``stanzas``: [fwknop_conf.AccessStanza];
-    ``cache``: replay_cache.ReplayCache; ``clock``: wall clock (SPA timestamps are epoch seconds).
+    ``cache``: replay_cache.ReplayCache; ``clock``: wall clock (SPA timestamps are epoch seconds);
+    ``penalty_failures``/``penalty_seconds``: the per-source penalty (0 failures: none), timed
+    with ``monotonic``.  ``penalties``: penalties started, ``penalized``: packets they refused.
     """
 
-    def __init__(self, config, stanzas, cache, require_packet_source=False, clock=time.time):
+    def __init__(self, config, stanzas, cache, require_packet_source=False, clock=time.time,
+                 penalty_failures=DEFAULT_PENALTY_FAILURES, penalty_seconds=DEFAULT_PENALTY_SECONDS,
+                 monotonic=time.monotonic):
         self.config = config
         self.stanzas = list(stanzas)
         self.cache = cache
@@ -162,6 +244,16 @@ class SpaReceiver:
         self.clock = clock
         self.max_age = config.max_spa_packet_age if config.enable_spa_packet_aging else None
         self.ports = frozenset([config.spa_port])
+        self._checks = [_Stanza(stanza) for stanza in self.stanzas]
+        self._sources = {}             # source text -> tuple of its _Stanza, or None (not an address)
+        self.penalty_failures = max(0, int(penalty_failures or 0))
+        self.penalty_seconds = float(penalty_seconds)
+        self.monotonic = monotonic
+        self._failures = {}            # source text -> failed packets in the current window
+        self._window = None            # monotonic start of that window
+        self._penalized_until = {}     # source text -> monotonic end of its penalty
+        self.penalties = 0
+        self.penalized = 0
 
     def decide(self, payload, src, sport=0, dst='0.0.0.0', dport=0):
         """One Decision for the UDP ``payload`` (bytes) from ``src`` (text); never raises."""
@@ -171,43 +263,92 @@ class SpaReceiver:
             # belt and braces: a bug here must refuse the packet, not stop the daemon
             return refused(NOT_SPA, str(src), detail='unexpected %s' % type(error).__name__)
 
+    def _stanzas_of(self, src):
+        checks = self._sources.get(src, False)
+        if checks is False:
+            address = _address_key(src)
+            checks = None if address is None else tuple(check for check in self._checks if check.holds(address))
+            if len(self._sources) >= MAX_CACHED_SOURCES:
+                self._sources.clear()
+            self._sources[src] = checks
+        return checks
+
     def _decide(self, payload, src, sport, dst, dport):
-        src = str(src)
-        try:
-            source = ipaddress.ip_address(src)
-        except ValueError:
+        if not isinstance(src, str):
+            src = str(src)
+        if self._penalized_until:
+            until = self._penalized_until.get(src)
+            if until is not None:
+                if self.monotonic() < until:
+                    self.penalized += 1
+                    return refused(PENALIZED, src)
+                del self._penalized_until[src]
+        checks = self._stanzas_of(src)
+        if checks is None:
             return refused(NOT_SPA, src, detail='source is not an address')
+        if not checks:
+            return refused(NO_STANZA, src)
         try:
-            digest = spa.replay_digest(payload)
+            raw = spa.check_data(payload)
         except spa.SpaError:
             return refused(NOT_SPA, src)
-        if digest in self.cache:
-            return refused(REPLAY, src)
-        message = stanza = None
+        message = stanza = digest = None
         worst = None
-        matched = False
-        for candidate in self.stanzas:
-            if not _in_source(candidate, source):
+        failed = False     # crypto was spent on it (an HMAC or a decryption that failed)
+        for check in checks:
+            if check.decoder is None:
+                worst = _worse(worst, check.error)
                 continue
-            matched = True
             try:
-                message = spa.decode(payload, candidate.key, candidate.hmac_key, candidate.hmac_digest_type)
+                text = check.decoder.authenticate(raw)
+            except spa.SpaError as error:
+                failed = failed or isinstance(error, spa.SpaHmacMismatch)
+                worst = _worse(worst, _reason_of(error))
+                continue
+            if digest is None:
+                digest = spa.replay_digest(raw)
+                if digest in self.cache:
+                    return refused(REPLAY, src, detail=self._failed(src) if self.penalty_failures else '')
+            try:
+                message = check.decoder.open(text, digest)
             except spa.SpaDependencyError:
                 raise
             except spa.SpaError as error:
-                reason = _reason_of(error)
-                if worst is None or _RANK[reason] > _RANK[worst]:
-                    worst = reason
+                failed = True
+                worst = _worse(worst, _reason_of(error))
                 continue
-            stanza = candidate
+            stanza = check.stanza
             break
-        if not matched:
-            return refused(NO_STANZA, src)
         if stanza is None:
-            return refused(worst or NOT_SPA, src)
-        return self._check(message, stanza, source, src, sport, dst, dport, digest)
+            detail = self._failed(src) if failed and self.penalty_failures else ''
+            return refused(worst or NOT_SPA, src, detail=detail)
+        return self._check(message, stanza, src, sport, dst, dport, digest)
 
-    def _check(self, message, stanza, source, src, sport, dst, dport, digest):
+    def _failed(self, src):
+        """Count a failed packet of ``src``; the detail for the log when it starts a penalty, else ''."""
+        now = self.monotonic()
+        failures = self._failures
+        if self._window is None or now - self._window >= PENALTY_WINDOW:
+            failures.clear()
+            self._window = now
+            penalized = self._penalized_until
+            if len(penalized) >= MAX_TRACKED_SOURCES // 2:
+                for source in [source for source, until in penalized.items() if until <= now]:
+                    del penalized[source]
+        count = failures.get(src, 0) + 1
+        if count < self.penalty_failures:
+            if count > 1 or len(failures) < MAX_TRACKED_SOURCES:
+                failures[src] = count
+            return ''
+        failures.pop(src, None)
+        if len(self._penalized_until) >= MAX_TRACKED_SOURCES:
+            return ''
+        self._penalized_until[src] = now + self.penalty_seconds
+        self.penalties += 1
+        return ('%d failed packets from this source within %g s: its packets are refused unexamined for %g s'
+                % (count, PENALTY_WINDOW, self.penalty_seconds))
+
+    def _check(self, message, stanza, src, sport, dst, dport, digest):
         now = self.clock()
         line = stanza.line
 
@@ -230,7 +371,7 @@ class SpaReceiver:
             if stanza.require_source_address:
                 return no(SOURCE_REQUIRED, detail='the message asks for %s' % address)
             address = src
-        if self.require_packet_source and ipaddress.ip_address(address) != source:
+        if self.require_packet_source and _address_key(address) != _address_key(src):
             return no(SOURCE_MISMATCH, address, 'the message asks for %s' % address)
         username = (getattr(stanza, 'options', None) or {}).get('REQUIRE_USERNAME')
         if username and message.username != username:
@@ -247,4 +388,4 @@ class SpaReceiver:
             cap = getattr(stanza, 'max_fw_timeout', None)
             if cap:
                 timeout = min(timeout, cap)
-        return Decision(True, None, src, str(ipaddress.ip_address(address)), message.access, int(timeout), line, '')
+        return Decision(True, None, src, _canonical(address) or address, message.access, int(timeout), line, '')

@@ -247,6 +247,56 @@ def test_inner_digest_must_match():
     assert spa.decode(_sealed(_with_digest(body, 'sha3_256')), KEY, HMAC_KEY).digest_type == 'sha3_256'
 
 
+# --- the cheap checks before the HMAC: never refuse what a key holder can send ---------------
+
+def test_every_rijndael_text_fwknop_sends_has_a_length_and_first_character_the_checks_allow():
+    for size in range(0, 700):
+        text = spa.encrypt(b'x' * size, KEY).encode()
+        assert len(text) in spa._CIPHER_TEXT_LENGTHS and text[0] in spa._CIPHER_TEXT_FIRST
+
+
+@pytest.mark.parametrize('hmac_digest', ALL)
+def test_every_hmac_passes_the_last_character_check(hmac_digest):
+    decoder = spa.Decoder(KEY, HMAC_KEY, hmac_digest)
+    for n in range(64):
+        data = spa.encode('10.231.250.1', 'tcp/%d' % (1 + n), KEY, HMAC_KEY, hmac_digest_type=hmac_digest)
+        assert decoder.decode(data).access == (spa.Access('tcp', 1 + n),)
+
+
+class NoHmac:
+    def copy(self):
+        raise AssertionError('the HMAC was computed')
+
+
+@pytest.mark.parametrize('data', [
+    FWKNOP_ACCESS[:-1],                                   # a length Rijndael text + HMAC never has
+    'A' + FWKNOP_ACCESS[1:],                              # cannot follow Salted__
+    FWKNOP_ACCESS[:-1] + ('B' if FWKNOP_ACCESS[-1] != 'B' else 'C'),   # bits a SHA-256 never sets
+])
+def test_data_no_key_could_make_spa_is_refused_before_the_hmac(data):
+    decoder = spa.Decoder(KEY, HMAC_KEY)
+    decoder._hmac = NoHmac()
+    with pytest.raises(spa.SpaAuthError, match='HMAC') as info:
+        decoder.authenticate(spa.check_data(data))
+    assert not isinstance(info.value, spa.SpaHmacMismatch)
+
+
+def test_a_wrong_hmac_is_a_mismatch_after_the_checks():
+    with pytest.raises(spa.SpaHmacMismatch, match='HMAC does not match'):
+        spa.decode(FWKNOP_ACCESS, KEY, OTHER_KEY)
+
+
+def test_a_decoder_is_decode_with_its_keys_and_says_nothing_of_them():
+    decoder = spa.Decoder(KEY, HMAC_KEY)
+    msg = decoder.decode(FWKNOP_ACCESS.encode())
+    assert msg == spa.decode(FWKNOP_ACCESS, KEY, HMAC_KEY)
+    assert msg.spa_digest == spa.replay_digest(FWKNOP_ACCESS)
+    text = decoder.authenticate(spa.check_data(FWKNOP_ACCESS))
+    assert decoder.open(text, 'D').spa_digest == 'D'
+    for shown in (repr(decoder), str(decoder)):
+        assert KEY_B64 not in shown and HMAC_KEY_B64 not in shown and 'sha256' in shown
+
+
 # --- fuzzing: whatever arrives, SpaError or a valid message, never anything else ---------
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -325,3 +375,11 @@ def test_fuzz_authentic_access_messages(message, timeout):
     if msg is not None:
         assert spa.decode(spa.encode(msg.source, msg.access, KEY, HMAC_KEY, client_timeout=timeout),
                           KEY, HMAC_KEY).access == msg.access
+
+
+@FUZZ
+@given(st.binary(max_size=600), st.sampled_from(ALL))
+def test_fuzz_authentic_data_always_reaches_the_hmac_and_passes_it(plaintext, hmac_digest):
+    data = _sealed(plaintext, hmac_digest)
+    assert spa.Decoder(KEY, HMAC_KEY, hmac_digest).authenticate(spa.check_data(data)) == data[:-spa._b64_len(
+        hmac_digest)].encode()

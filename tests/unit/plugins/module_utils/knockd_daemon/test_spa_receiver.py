@@ -32,11 +32,13 @@ def access_text(key=KEY, hmac_key=HMAC_KEY, source='10.231.250.0/24, fd42:706b:6
             'MAX_FW_TIMEOUT 60\n%s' % (source, B64(key).decode(), B64(hmac_key).decode(), extra))
 
 
-def receiver(text=None, conf='', packet_source=False, now=NOW):
+def receiver(text=None, conf='', packet_source=False, now=NOW, penalty_failures=0, **kw):
+    """A receiver at wall-clock time ``now``; without the per-source penalty unless asked (tests send many)."""
     config = parse_fwknopd_conf(conf or 'MAX_SPA_PACKET_AGE 60\n', 'fwknopd.conf')
     stanzas = parse_access_conf(text or access_text(), 'access.conf')
     cache = ReplayCache(None, config.max_spa_packet_age, clock=lambda: now)
-    return rx.SpaReceiver(config, stanzas, cache, require_packet_source=packet_source, clock=lambda: now)
+    return rx.SpaReceiver(config, stanzas, cache, require_packet_source=packet_source, clock=lambda: now,
+                          penalty_failures=penalty_failures, **kw)
 
 
 def packet(source=SRC, access='tcp/22', key=KEY, hmac_key=HMAC_KEY, timestamp=NOW, **kw):
@@ -162,9 +164,10 @@ def test_stanza_without_hmac_key():
     assert r.decide(packet(key=OTHER_KEY, hmac_key=None), SRC).reason in (rx.DECRYPT, rx.NOT_SPA)
 
 
-def test_fuzzed_payloads_are_refused_never_raise():
+@pytest.mark.parametrize('penalty', [0, 3])
+def test_fuzzed_payloads_are_refused_never_raise(penalty):
     rng = random.Random(9421)
-    r = receiver()
+    r = receiver(penalty_failures=penalty)
     good = packet()
     for n in range(600):
         kind = n % 4
@@ -180,8 +183,11 @@ def test_fuzzed_payloads_are_refused_never_raise():
         d = r.decide(data, rng.choice([SRC, 'fd42:706b:6c61::5', 'junk']))
         assert isinstance(d, rx.Decision)
         assert not d.accepted or data == good
+        assert d.accepted or d.reason in rx.REASONS
         assert not d.detail.startswith('unexpected')     # refused by a check, not by the safety net
-    assert r.decide(None, SRC).reason == rx.NOT_SPA
+    assert r.decide(None, SRC).reason == (rx.PENALIZED if penalty else rx.NOT_SPA)
+    assert r.decide(None, '10.231.250.77').reason == rx.NOT_SPA
+    assert bool(r.penalties) == bool(penalty)
 
 
 def _udp4(src, dst, sport, dport, payload, options=b''):
@@ -219,3 +225,111 @@ def test_udp_payload_of_truncated_or_other_packets_is_none():
     for _n in range(300):
         junk = bytes(rng.randrange(256) for _n in range(rng.randrange(80)))
         rx.udp_payload(junk, parse_ip(junk))
+
+
+# --- the per-source penalty (extension) ------------------------------------------------------
+
+class Clock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+def penalized_receiver(failures=3, seconds=5, text=None):
+    clock = Clock()
+    return receiver(text, penalty_failures=failures, penalty_seconds=seconds, monotonic=clock), clock
+
+
+def test_a_source_that_keeps_failing_the_hmac_is_refused_unexamined_for_a_while():
+    r, clock = penalized_receiver()
+    bad = [packet(hmac_key=OTHER_HMAC) for _n in range(3)]
+    assert [r.decide(data, SRC).detail for data in bad[:2]] == ['', '']
+    d = r.decide(bad[2], SRC)
+    assert d.reason == rx.BAD_HMAC
+    assert d.detail == '3 failed packets from this source within 1 s: its packets are refused unexamined for 5 s'
+    good = packet()
+    d = r.decide(good, SRC)                             # even a good one: the source is not examined
+    assert (d.accepted, d.reason, d.detail, d.address, d.access) == (False, rx.PENALIZED, '', None, ())
+    assert r.decide(packet(), '10.231.250.3').accepted     # an innocent source is not affected
+    clock.now += 4.9
+    assert r.decide(good, SRC).reason == rx.PENALIZED
+    clock.now += 0.1
+    assert r.decide(good, SRC).accepted                    # the penalty expired: examined again
+    assert (r.penalties, r.penalized) == (1, 2)
+    assert not r._penalized_until
+
+
+def test_a_source_sharing_the_stanza_with_a_failing_one_is_never_penalized():
+    r, _clock = penalized_receiver(failures=2)
+    for n in range(20):
+        assert r.decide(packet(hmac_key=OTHER_HMAC), SRC).reason in (rx.BAD_HMAC, rx.PENALIZED)
+        d = r.decide(packet(), '10.231.250.%d' % (3 + n % 2))
+        assert d.accepted and d.detail == ''
+    assert r.penalties == 1
+
+
+def test_failures_count_within_one_second_only():
+    r, clock = penalized_receiver()
+    for _n in range(10):
+        r.decide(packet(hmac_key=OTHER_HMAC), SRC)
+        r.decide(packet(hmac_key=OTHER_HMAC), SRC)
+        clock.now += 1.0
+    assert r.penalties == 0 and r.decide(packet(), SRC).accepted
+
+
+def test_cheap_junk_does_not_count_replays_and_decrypt_failures_do():
+    r, _clock = penalized_receiver()
+    rng = random.Random(7313)
+    for _n in range(200):     # refused by the length/alphabet checks: no HMAC computed
+        r.decide(bytes(rng.choice(b'ABCDEFGHabcdef0123456789+/') for _n in range(rng.randrange(30, 180))), SRC)
+        r.decide(b'not base64 at all!' * 4, SRC)
+    assert r.penalties == 0 and r.decide(packet(), SRC).accepted
+    data = packet()
+    assert r.decide(data, '10.231.250.3').accepted
+    assert [r.decide(data, SRC).reason for _n in range(4)] == [rx.REPLAY] * 3 + [rx.PENALIZED]
+    r, _clock = penalized_receiver(text='SOURCE ANY\nKEY_BASE64 %s\n' % B64(KEY).decode())    # no HMAC key
+    reasons = [r.decide(packet(key=OTHER_KEY, hmac_key=None), SRC).reason for _n in range(4)]
+    assert reasons[3] == rx.PENALIZED and r.penalties == 1
+
+
+def test_no_penalty_with_zero_failures():
+    r, _clock = penalized_receiver(failures=0)
+    for _n in range(50):
+        assert r.decide(packet(hmac_key=OTHER_HMAC), SRC).reason == rx.BAD_HMAC
+    assert r.penalties == 0 and r.decide(packet(), SRC).accepted
+
+
+def test_the_daemon_default_penalty_is_on():
+    config = parse_fwknopd_conf('', 'fwknopd.conf')
+    r = rx.SpaReceiver(config, parse_access_conf(access_text(), 'access.conf'), ReplayCache(None))
+    assert (r.penalty_failures, r.penalty_seconds) == (rx.DEFAULT_PENALTY_FAILURES, rx.DEFAULT_PENALTY_SECONDS)
+    assert r.penalty_failures > 0
+
+
+def test_the_penalty_bookkeeping_is_bounded(monkeypatch):
+    monkeypatch.setattr(rx, 'MAX_TRACKED_SOURCES', 8)
+    r, clock = penalized_receiver(failures=2)
+    bad = packet(hmac_key=OTHER_HMAC)
+    for n in range(40):                        # a failure each from many sources: tracked up to the bound
+        r.decide(bad, '10.231.250.%d' % (10 + n))
+    assert len(r._failures) <= 8 and r.penalties == 0
+    for n in range(40):                        # and penalized up to the bound
+        r.decide(bad, '10.231.250.%d' % (100 + n % 20))
+        r.decide(bad, '10.231.250.%d' % (100 + n % 20))
+    assert len(r._penalized_until) <= 8
+    clock.now += 10
+    r.decide(bad, '10.231.250.200')            # a new window: expired penalties are dropped
+    assert len(r._penalized_until) == 0
+
+
+def test_sources_are_matched_without_ipaddress_objects_and_cached():
+    r = receiver(access_text(source='10.231.250.0/24, fd42:706b:6c61::/64'))
+    assert r.decide(packet(), '10.231.250.255').accepted
+    assert r.decide(packet(), '10.231.251.0').reason == rx.NO_STANZA
+    assert r.decide(packet(), 'fd42:706b:6c61::ffff').accepted
+    assert r.decide(packet(), 'fd42:706b:6c61:1::1').reason == rx.NO_STANZA
+    assert r.decide(packet(), '::ffff:10.231.250.2').reason == rx.NO_STANZA     # IPv4-mapped is IPv6
+    assert r.decide(packet(), 'fe80::1%eth0').reason == rx.NOT_SPA
+    assert set(r._sources) >= {'10.231.250.255', 'fe80::1%eth0'}
