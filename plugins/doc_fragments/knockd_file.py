@@ -2,7 +2,8 @@
 # Copyright: portknock.knock contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # PRIVATE to the collection portknock.knock: not a public API, may change without notice
-"""Options shared by the modules that edit a knockd configuration file (listed before
+"""Options and attributes shared by the modules that edit a knockd configuration file (listed
+after ``ansible.builtin.action_common_attributes``, which describes the attributes, and before
 ``ansible.builtin.files``, whose other file options they take: this ``mode`` has a default)."""
 
 from __future__ import absolute_import, division, print_function
@@ -34,4 +35,11 @@ options:
     description: Create the file when it does not exist; fail otherwise.
     type: bool
     default: true
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+  platform:
+    platforms: posix
 '''

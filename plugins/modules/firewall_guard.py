@@ -48,10 +48,7 @@ description:
     knock), confirm. If the controller cannot get back in, it cannot confirm and the host rolls
     itself back. O(state=confirmed) with O(reconnect=true) does the last three steps in one task."
 version_added: 0.1.0
-author:
-  - portknock.knock contributors (@portknock)
-extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
+author: portknock.knock contributors (@portknock)
 options:
   name:
     description:
@@ -118,10 +115,11 @@ notes:
     restarts the watchdog under a new token; RV(kept_snapshot) is then true."
   - A watchdog does not survive a reboot. The snapshot does; restore it with O(state=restored) or
     drop it with O(state=confirmed).
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - portknock.knock.guarded_action
 attributes:
   action:
-    description: Indicates this has a corresponding action plugin so some parts of the task run on the controller.
-    support: full
     details: The action plugin resets the connection and confirms through a new one (O(reconnect)).
   check_mode:
     support: full

@@ -28,11 +28,7 @@ description:
     cause no change.
   - It does not restart fwknopd; notify a handler for that.
 version_added: 0.1.0
-author:
-  - portknock.knock contributors (@portknock)
-extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
-  - ansible.builtin.files
+author: portknock.knock contributors (@portknock)
 options:
   path:
     description: Path of the access.conf.
@@ -101,11 +97,15 @@ options:
 notes:
   - O(key_base64) and O(hmac_key_base64) are C(no_log); every key of both files (also C(KEY), C(HMAC_KEY))
     is masked in the result, the diff and error messages.
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.files
 attributes:
   check_mode:
     support: full
   diff_mode:
     support: full
+    details: One diff per file read, access.conf first, then fwknopd.conf when O(fwknopd_options) is given.
   platform:
     platforms: posix
 seealso:
@@ -132,36 +132,37 @@ EXAMPLES = r'''
       ENABLE_DIGEST_PERSISTENCE: true
   notify: Restart fwknopd
 
-- name: Remove Debian's template stanza
+- name: Remove Debian's template stanza, keeping a copy of access.conf
   portknock.knock.fwknop_access:
     source: ANY
     state: absent
+    backup: true
 '''
 
 RETURN = r'''
 source:
-  description: The managed stanza's C(SOURCE).
+  description: The managed stanza's C(SOURCE), as given.
   returned: always
   type: str
   sample: 10.20.0.0/16
 changed_keys:
   description:
-    - Keys of the stanza whose line was changed (C(SOURCE) when the stanza was added or removed), and
-      C(fwknopd.conf:KEY) for each changed key of fwknopd.conf; C(mode) for permissions only.
+    - access.conf keys of the stanza whose line changed (C(SOURCE) when the stanza was added or removed),
+      then C(fwknopd.conf:KEY) for each fwknopd.conf key changed; V(mode) when only a file's permissions changed.
   returned: always
   type: list
   elements: str
   sample: [OPEN_PORTS, "fwknopd.conf:PCAP_INTF"]
 backup_file:
-  description: Path of the backup copy of access.conf, when O(backup=true) and it changed.
+  description: Copy of access.conf from before the stanza changed (O(backup=true)); V(null) when none was made.
   returned: always
   type: str
-  sample: /etc/fwknop/access.conf.12345.2026-01-01@00:00:00~
+  sample: /etc/fwknop/access.conf.3071.2026-02-14@10:15:00~
 fwknopd_conf_backup_file:
-  description: Path of the backup copy of fwknopd.conf, when O(backup=true) and it changed.
+  description: Copy of fwknopd.conf from before O(fwknopd_options) changed it (O(backup=true)); V(null) when none was made.
   returned: always
   type: str
-  sample: /etc/fwknop/fwknopd.conf.12345.2026-01-01@00:00:00~
+  sample: /etc/fwknop/fwknopd.conf.3071.2026-02-14@10:15:00~
 '''
 
 from ansible.module_utils.basic import AnsibleModule

@@ -20,12 +20,7 @@ description:
   - The existing file is parsed first as knockd 0.8 does; an invalid file fails naming the line
     and value and is left untouched. The file is written atomically.
 version_added: 0.1.0
-author:
-  - portknock.knock contributors (@portknock)
-extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
-  - portknock.knock.knockd_file
-  - ansible.builtin.files
+author: portknock.knock contributors (@portknock)
 options:
   use_syslog:
     description: Log through syslog (C(UseSyslog)).
@@ -39,15 +34,13 @@ options:
   interface:
     description: Interface knockd listens on (C(Interface)); empty string removes it. C(knockd -i) overrides it.
     type: str
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: full
-  platform:
-    platforms: posix
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - portknock.knock.knockd_file
+  - ansible.builtin.files
 seealso:
   - module: portknock.knock.knockd_stanza
+    description: The doors of the same file, one stanza each.
 '''
 
 EXAMPLES = r'''
@@ -60,15 +53,16 @@ EXAMPLES = r'''
 
 RETURN = r'''
 changed_keys:
-  description: Options that were changed (C(mode) for permissions only).
+  description: Options set or removed, by their names in this module (V(mode) when only the permissions changed).
   returned: always
   type: list
   elements: str
-  sample: [interface]
+  sample: [interface, use_syslog]
 backup_file:
-  description: Path of the backup copy, when O(backup=true) and the file changed.
+  description: Copy of knockd.conf from before the C([options]) edit (O(backup=true)); V(null) when none was made.
   returned: always
   type: str
+  sample: /etc/knockd.conf.2291.2026-03-09@14:02:51~
 '''
 
 from ansible.module_utils.basic import AnsibleModule

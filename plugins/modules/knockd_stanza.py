@@ -25,12 +25,7 @@ description:
     left untouched. The file is written atomically.
   - It does not reload knockd; notify a handler for that.
 version_added: 0.1.0
-author:
-  - portknock.knock contributors (@portknock)
-extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
-  - portknock.knock.knockd_file
-  - ansible.builtin.files
+author: portknock.knock contributors (@portknock)
 options:
   name:
     description:
@@ -147,20 +142,20 @@ options:
   command_6:
     description: Single-command form for IPv6. Mutually exclusive with O(start_command_6).
     type: str
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - portknock.knock.knockd_file
+  - ansible.builtin.files
 notes:
   - Knock sequences and commands are C(no_log); Ansible masks their values in the output.
   - "A sequence whose knock ports only go up or only go down (whatever their protocols), a single step,
     or one port repeated, opens to a port scan (one packet to every port in order): the module warns,
     naming the door and no port. site.yml refuses such a door unless C(allow_monotonic=true)."
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: full
-  platform:
-    platforms: posix
 seealso:
   - module: portknock.knock.knockd_options
+    description: The C([options]) section of the same file (log, pid file, interface).
+  - module: portknock.knock.recent_knock
+    description: A door kept by the kernel alone (C(-m recent) or nftables sets), without knockd.
 '''
 
 EXAMPLES = r'''
@@ -210,23 +205,23 @@ stanzas:
   elements: str
   sample: [openHTTPS, opencloseSSH]
 changed_stanzas:
-  description: Per changed stanza, its changed canonical directives (C(stanza) when added or removed).
+  description: Per changed stanza, its changed directives (V(stanza) when it was added or removed).
   returned: with O(stanzas), when the file could be edited
   type: dict
   sample: {opencloseSSH: [seq_timeout], openHTTPS: [stanza]}
 changed_keys:
   description:
-    - Canonical directives that were changed (with O(stanzas), of any stanza).
-    - C(stanza) when a stanza was added or removed, C(mode) for permissions only.
+    - Directives changed (with O(stanzas), of any stanza), named as this module's options (O(command) as
+      V(start_command)); V(stanza) when a stanza was added or removed, V(mode) when only the permissions changed.
   returned: always
   type: list
   elements: str
   sample: [seq_timeout, tcpflags]
 backup_file:
-  description: Path of the backup copy, when O(backup=true) and the file changed.
+  description: Copy of knockd.conf from before its stanzas were rewritten (O(backup=true)); V(null) when none was made.
   returned: always
   type: str
-  sample: /etc/knockd.conf.12345.2024-01-01@00:00:00~
+  sample: /etc/knockd.conf.4127.2026-05-21@08:30:00~
 '''
 
 from ansible.module_utils.basic import AnsibleModule

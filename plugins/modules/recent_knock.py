@@ -39,10 +39,7 @@ description:
     per address family (C(iptables-restore --noflush -w), python-iptables C(commit())) or per table
     (C(nft -f)), so a half door never exists and a rejected change leaves the live rules as they were.
 version_added: 0.1.0
-author:
-  - portknock.knock contributors (@portknock)
-extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
+author: portknock.knock contributors (@portknock)
 options:
   name:
     description:
@@ -81,23 +78,23 @@ options:
         description: The knock sequence (as O(sequence)), a secret. Required when its O(doors[].state=present).
         type: raw
       step_timeout:
-        description: Seconds allowed between two knocks.
+        description: The door's O(step_timeout).
         type: int
         default: 10
       open_window:
-        description: Seconds the door stays open after the last knock.
+        description: The door's O(open_window).
         type: int
         default: 30
       port:
-        description: Protected port or list of ports. Required when its O(doors[].state=present).
+        description: The door's O(port); required when its O(doors[].state=present).
         type: raw
       protocol:
-        description: Protocol of the protected ports.
+        description: The door's O(protocol).
         type: str
         choices: [tcp, udp]
         default: tcp
       ip_version:
-        description: Address families the door covers.
+        description: The door's O(ip_version).
         type: str
         choices: [ipv4, ipv6, both]
         default: both
@@ -112,7 +109,7 @@ options:
         description: As O(integrate_input_chain); default the top-level O(integrate_input_chain).
         type: bool
       state:
-        description: Whether the door exists.
+        description: The door's O(state).
         type: str
         choices: [present, absent]
         default: present
@@ -233,10 +230,11 @@ notes:
     before anything changes."
   - The jump to the door is inserted at the top of C(INPUT) when missing; its position is not enforced
     afterwards (several doors each insert their own jump), only that it exists exactly once.
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - portknock.knock.guarded_action
 attributes:
   action:
-    description: Indicates this has a corresponding action plugin so some parts of the task run on the controller.
-    support: full
     details: The action plugin arms and confirms the firewall guard (O(rollback_timeout)).
   check_mode:
     support: full
