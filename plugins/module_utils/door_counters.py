@@ -243,20 +243,10 @@ def xt_open_sources(entries, open_window, now_jiffies, hz, family):
 # ---------------------------------------------------------------------------------------------
 # nftables: the counters of table inet portknock_<name> (nft_rules)
 
-_NFT_COUNTER = re.compile(r'\bcounter packets (\d+) bytes \d+')
 _NFT_ADVANCE = re.compile(r'saddr @step(\d+)_v[46] delete @step\1_v[46] \{ ip6? saddr \} add @step(\d+)_v[46] ')
 _NFT_ADD = re.compile(r'\badd @step(\d+)_v[46] ')
 _NFT_SET = re.compile(r'^set (step(\d+)_v([46])) \{$')
 _NFT_TIMEOUT = re.compile(r'^timeout (\S+)$')
-_NFT_DURATION = re.compile(r'(\d+)(ms|d|h|m|s)')
-
-
-def nft_seconds(text):
-    """``1m30s`` / ``29s500ms`` -> seconds (float); None when it is not an nft duration."""
-    if not text or not _NFT_DURATION.sub('', text) == '':
-        return None
-    size = {'d': 86400, 'h': 3600, 'm': 60, 's': 1, 'ms': 0.001}
-    return sum(int(n) * size[unit] for n, unit in _NFT_DURATION.findall(text))
 
 
 def parse_nft_table(text):
@@ -286,7 +276,7 @@ def parse_nft_table(text):
         if current is not None:
             timeout = _NFT_TIMEOUT.match(line)
             if timeout:
-                sets[current]['timeout'] = nft_seconds(timeout.group(1))
+                sets[current]['timeout'] = nft_rules.nft_seconds(timeout.group(1))
             elif line.startswith('elements = {'):
                 elements = line[len('elements = '):]
                 if '}' in line:
@@ -294,7 +284,7 @@ def parse_nft_table(text):
                     elements = None
             continue
         if in_chain and not line.startswith('type '):
-            counter = _NFT_COUNTER.search(line)
+            counter = nft_rules.COUNTER.search(line)
             rules.append((int(counter.group(1)) if counter else None, line))
     return sets, rules
 
@@ -310,7 +300,7 @@ def _nft_elements(text):
         if 'expires' in words[1:]:
             index = words.index('expires')
             if index + 1 < len(words):
-                left = nft_seconds(words[index + 1])
+                left = nft_rules.nft_seconds(words[index + 1])
         found.append((words[0], left))
     return found
 
@@ -450,13 +440,8 @@ class DoorInfo(object):
 
     def __init__(self, run=default_run, which=which, knockd_conf=DEFAULT_KNOCKD_CONF, daemon_dir=DEFAULT_DAEMON_DIR,
                  read=read_text, clock=time.time, xt_recent_dir=XT_RECENT_DIR):
-        self.run = run
-        self.which = which
-        self.knockd_conf = knockd_conf
-        self.daemon_dir = daemon_dir
-        self.read = read
-        self.clock = clock
-        self.xt_recent_dir = xt_recent_dir
+        self.run, self.which, self.read, self.clock = run, which, read, clock     # how the host is read
+        self.knockd_conf, self.daemon_dir, self.xt_recent_dir = knockd_conf, daemon_dir, xt_recent_dir   # where
         self.knock_ports = set()
         self.warnings = []
         self._saves = None
@@ -651,16 +636,14 @@ class DoorInfo(object):
             raise CountersError('unknown enforcer %s (one of %s)' % (', '.join(map(str, unknown)), ', '.join(ENFORCERS)))
         explicit = enforcers is not None
         found, doors = [], []
-        if 'iptables' in wanted:
-            kernel = self.iptables_doors()
+        kernel_enforcers = (('iptables', self.iptables_doors, 'kernel (chains PK-<name>)'),
+                            ('nftables', self.nftables_doors, 'kernel (tables inet portknock_<name>)'))
+        for enforcer, read_doors, service in kernel_enforcers:
+            if enforcer not in wanted:
+                continue
+            kernel = read_doors()
             if kernel or explicit:
-                found.append({'name': 'iptables', 'up': bool(kernel), 'service': 'kernel (chains PK-<name>)',
-                              'state': 'loaded' if kernel else 'no doors'})
-            doors.extend(kernel)
-        if 'nftables' in wanted:
-            kernel = self.nftables_doors()
-            if kernel or explicit:
-                found.append({'name': 'nftables', 'up': bool(kernel), 'service': 'kernel (tables inet portknock_<name>)',
+                found.append({'name': enforcer, 'up': bool(kernel), 'service': service,
                               'state': 'loaded' if kernel else 'no doors'})
             doors.extend(kernel)
         daemons = [item for item in ('knockd', 'daemon') if item in wanted]

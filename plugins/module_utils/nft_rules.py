@@ -91,6 +91,18 @@ def nft_time(seconds):
     return ''.join(parts) or '0s'
 
 
+_DURATION = re.compile(r'(\d+)(ms|d|h|m|s)')
+
+
+def nft_seconds(text):
+    """What nft prints back as seconds (float): ``1m30s`` -> 90, ``29s500ms`` -> 29.5; None when
+    it is not an nft duration (the inverse of ``nft_time``, with nft's milliseconds)."""
+    if not text or _DURATION.sub('', text) != '':
+        return None
+    size = {'d': 86400, 'h': 3600, 'm': 60, 's': 1, 'ms': 0.001}
+    return sum(int(n) * size[unit] for n, unit in _DURATION.findall(text))
+
+
 def _new_packet(port, protocol, knock):
     text = '%s dport %d' % (protocol, port)
     if knock and protocol == 'tcp':
@@ -129,7 +141,8 @@ def chain_rules(door):
     return rules
 
 
-_COUNTER_VALUES = re.compile(r'\bcounter packets \d+ bytes \d+')
+# a counter statement as nft lists it; group 1: its packets (door_counters reads them)
+COUNTER = re.compile(r'\bcounter packets (\d+) bytes \d+')
 
 
 def stateless(text):
@@ -138,7 +151,7 @@ def stateless(text):
     The door's rules count what they see (door_info, metrics); a listing compared with
     ``table_text`` or saved for the next boot must not differ because packets were counted.
     """
-    return _COUNTER_VALUES.sub('counter', text)
+    return COUNTER.sub('counter', text)
 
 
 def table_text(door, set_size=DEFAULT_SET_SIZE):

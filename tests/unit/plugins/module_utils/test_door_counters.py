@@ -123,11 +123,6 @@ def test_nft_elements_over_several_lines():
     assert [(s['address'], s['expires_in']) for s in sources] == [('127.0.0.2', 62), ('10.0.0.9', 0.25), ('::1', 29.496)]
 
 
-@pytest.mark.parametrize('text, seconds', [('1m30s', 90), ('29s492ms', 29.492), ('1d', 86400), ('', None), ('5x', None)])
-def test_nft_seconds(text, seconds):
-    assert dc.nft_seconds(text) == seconds
-
-
 # ---- the bundled daemon, Debian's knockd ----
 
 DAEMON_COUNTERS = json.dumps({'version': 1, 'pid': 1, 'started': 1.0, 'updated': 2.0, 'doors': {

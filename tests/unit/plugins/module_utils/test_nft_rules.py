@@ -17,6 +17,18 @@ SYN = 'tcp flags syn / fin,syn,rst,ack ct state new'
                                            (86400 + 61, '1d1m1s')])
 def test_nft_time(seconds, text):
     assert nr.nft_time(seconds) == text
+    assert nr.nft_seconds(text) == seconds
+
+
+@pytest.mark.parametrize('text, seconds', [('1m30s', 90), ('29s492ms', 29.492), ('1d', 86400), ('', None), ('5x', None)])
+def test_nft_seconds(text, seconds):
+    assert nr.nft_seconds(text) == seconds
+
+
+def test_one_counter_pattern_reads_packets_and_is_stripped():
+    rule = 'tcp dport 22 ct state new counter packets 7 bytes 420 drop'
+    assert nr.COUNTER.search(rule).group(1) == '7'
+    assert nr.stateless(rule) == 'tcp dport 22 ct state new counter drop'
 
 
 def test_seed_recipe_table():
