@@ -16,7 +16,6 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import functools
 import os
 import sys
 import textwrap
@@ -41,7 +40,8 @@ SEQ_TIMEOUT_SHORT = 4
 NO_SERVICE_START = "printf '#!/bin/sh\\nexit 101\\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d"
 
 
-wait_for = functools.partial(wait_until, step=0.2)   # each check is a podman exec or two
+def wait_for(predicate, timeout, step=0.2):   # each check is a podman exec or two
+    return wait_until(predicate, timeout, step)
 
 
 CONNECT = textwrap.dedent('''
