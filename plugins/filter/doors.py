@@ -242,13 +242,6 @@ def door_preflight(doors, allow_monotonic=False, open_ports=None):
 
 class FilterModule(object):
     def filters(self):
-        return {
-            'recent_knock_doors': recent_knock_doors,
-            'knockd_doors': knockd_doors,
-            'door_knock_sequence': door_knock_sequence,
-            'door_preflight': door_preflight,
-            'door_collisions': door_collisions,
-            'door_spa_settings': door_spa_settings,
-            'door_kind': door_kind,
-            'fwknop_access_stanzas': fwknop_access_stanzas,
-        }
+        return dict((function.__name__, function) for function in (
+            recent_knock_doors, knockd_doors, door_knock_sequence, door_preflight, door_collisions,
+            door_spa_settings, door_kind, fwknop_access_stanzas))

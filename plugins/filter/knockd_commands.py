@@ -219,8 +219,5 @@ def knockd_firewall_chains(doors, firewall=True, always_allow=None, iptables='/u
 
 class FilterModule(object):
     def filters(self):
-        return {
-            'knockd_stanza_params': knockd_stanza_params,
-            'knockd_firewall_chains': knockd_firewall_chains,
-            'management_networks': management_networks,
-        }
+        return dict((function.__name__, function) for function in (
+            knockd_stanza_params, knockd_firewall_chains, management_networks))

@@ -196,3 +196,11 @@ def test_preflight_passes_spa_doors_and_collisions_see_their_ports():
     assert door_preflight([WEB, SPA_DOOR]) == []
     with pytest.raises(AnsibleFilterError, match="door 'web' has a knock step on a port that door 'ssh_spa' protects"):
         door_preflight([dict(WEB, sequence=[7313, 22, 9421]), SPA_DOOR])
+
+
+def test_filter_names_are_the_functions_names():
+    from ansible_collections.portknock.knock.plugins.filter import doors
+    filters = doors.FilterModule().filters()
+    assert sorted(filters) == ['door_collisions', 'door_kind', 'door_knock_sequence', 'door_preflight',
+                               'door_spa_settings', 'fwknop_access_stanzas', 'knockd_doors', 'recent_knock_doors']
+    assert filters['door_kind'] is doors.door_kind

@@ -92,3 +92,10 @@ def test_bad_doors_fail_naming_the_value(door, message):
 def test_bad_always_allow_source():
     with pytest.raises(AnsibleFilterError, match='nonsense'):
         knockd_firewall_chains([SEED], always_allow=['nonsense'])
+
+
+def test_filter_names_are_the_functions_names():
+    from ansible_collections.portknock.knock.plugins.filter import knockd_commands
+    filters = knockd_commands.FilterModule().filters()
+    assert sorted(filters) == ['knockd_firewall_chains', 'knockd_stanza_params', 'management_networks']
+    assert filters['management_networks'] is knockd_commands.management_networks
