@@ -4,10 +4,10 @@
 # PRIVATE to the collection portknock.knock: not a public API, may change without notice
 """Save a host's whole firewall (and a few files) and put it back: the firewall guard's engine.
 
-Used by the ``portknock.knock.firewall_guard`` module, and run as a plain script on the
-host by the guard's watchdog: the module writes this file's source plus a ``__main__`` stub
-calling ``watchdog_main`` (``python3 firewall_snapshot.py restore <snapshot dir>``), so
-it imports nothing but the standard library and nothing from the collection.
+Used by the ``portknock.knock.firewall_guard`` module, and run on the host by the guard's
+watchdog: the module copies this file and ``atomic_file.py`` (its one import from the
+collection) into a package beside a script calling ``watchdog_main`` (``python3
+firewall_snapshot.py restore <snapshot dir>``); everything else is the standard library.
 
 A snapshot directory holds ``manifest.json`` and one file per saved thing:
 
@@ -49,6 +49,8 @@ import shutil
 import subprocess
 import sys
 import time
+
+from .atomic_file import write_atomic
 
 GUARD_ROOT = '/var/lib/portknock/guard'
 # The guard's margins, ONE set for every "arm, change, reset the connection, confirm": the
@@ -198,12 +200,6 @@ def _write(path, text, mode=0o600):
         handle.write(text)
 
 
-def _write_atomic(path, text, mode=0o600):
-    tmp = '%s.tmp.%d' % (path, os.getpid())
-    _write(tmp, text, mode)
-    os.rename(tmp, path)
-
-
 def new_token():
     """A fresh token for one arm (not a secret: it tells arms apart, it does not authenticate)."""
     return binascii.hexlify(os.urandom(16)).decode('ascii')
@@ -251,7 +247,7 @@ def read_arm(directory):
 
 
 def write_arm(directory, arm):
-    _write_atomic(os.path.join(directory, ARM), json.dumps(arm, sort_keys=True))
+    write_atomic(os.path.join(directory, ARM), json.dumps(arm, sort_keys=True))
 
 
 def is_live(arm, now=None, boot=None):
@@ -442,7 +438,7 @@ def restore_taken(directory, taken, run=None):
     if errors:
         record.update(error=incomplete_message(done, errors), kept=taken)
     try:
-        _write_atomic(record_path(directory), json.dumps(record, sort_keys=True))
+        write_atomic(record_path(directory), json.dumps(record, sort_keys=True))
     except Exception as exc:        # pylint: disable=broad-except
         record['record_error'] = str(exc)
     if not errors:

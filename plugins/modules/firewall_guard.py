@@ -241,16 +241,27 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.portknock.knock.plugins.module_utils import atomic_file
 from ansible_collections.portknock.knock.plugins.module_utils import firewall_snapshot as fs
 
 HELPER = 'firewall_snapshot.py'
 PIDFILE = 'watchdog.pid'
-# module_utils files have no entry point: the helper on the host is their source plus this
-MAIN_STUB = '''
+# module_utils files have no entry point: on the host, the helper script runs the restore engine
+# from a copy of its module_utils files, a package in HELPER_DIR beside it (a name with a dot:
+# never a guard's snapshot directory)
+HELPER_DIR = '.helper'
+HELPER_PACKAGE = 'portknock_guard'
+HELPER_MODULES = (atomic_file, fs)
+MAIN_STUB = '''# The watchdog of portknock.knock's firewall guard (written by the firewall_guard module)
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), %r))
+from %s.firewall_snapshot import watchdog_main  # noqa: E402
 
 if __name__ == '__main__':
     raise SystemExit(watchdog_main(sys.argv[1:]))
-'''
+''' % (HELPER_DIR, HELPER_PACKAGE)
 
 
 def unit_name(name):
@@ -262,15 +273,18 @@ def systemd_available(module):
 
 
 def write_helper(root):
-    """The restore engine as a plain script on the host, run by the watchdog."""
-    if not os.path.isdir(root):
-        os.makedirs(root, 0o700)
-    os.chmod(root, 0o700)
-    source = inspect.getsource(fs) + MAIN_STUB
+    """The restore engine as a script on the host, run by the watchdog: its path."""
+    package = os.path.join(root, HELPER_DIR, HELPER_PACKAGE)
+    for directory in (root, os.path.dirname(package), package):
+        if not os.path.isdir(directory):
+            os.makedirs(directory, 0o700)
+        os.chmod(directory, 0o700)
+    atomic_file.write_atomic(os.path.join(package, '__init__.py'), '')
+    for module in HELPER_MODULES:
+        atomic_file.write_atomic(os.path.join(package, module.__name__.rsplit('.', 1)[-1] + '.py'),
+                                 inspect.getsource(module))
     path = os.path.join(root, HELPER)
-    tmp = path + '.tmp'
-    fs._write(tmp, source, 0o700)
-    os.rename(tmp, path)
+    atomic_file.write_atomic(path, MAIN_STUB, 0o700)     # last: it runs only once the package is there
     return path
 
 
@@ -483,8 +497,8 @@ def confirm(module, p, root, directory, result):
             stop_watchdog(module, p['name'], root)
             shutil.rmtree(claimed, ignore_errors=True)
             try:
-                fs._write_atomic(fs.confirm_record_path(directory),
-                                 json.dumps(dict(token=current.get('token'), time=time.time()), sort_keys=True))
+                atomic_file.write_atomic(fs.confirm_record_path(directory),
+                                         json.dumps(dict(token=current.get('token'), time=time.time()), sort_keys=True))
             except (IOError, OSError) as exc:
                 module.warn('guard %s confirmed, but its record could not be written: %s' % (p['name'], exc))
             module.exit_json(**result)

@@ -61,9 +61,9 @@ import re
 import select
 import shutil
 import subprocess
-import tempfile
 import time
 
+from ..atomic_file import write_atomic
 from .kernel_door import parse_kernel_door
 
 SHELL = '/bin/sh'
@@ -633,22 +633,8 @@ class StateJournal:
         try:
             if not os.path.isdir(directory):
                 os.makedirs(directory, 0o700)
-            fd, tmp = tempfile.mkstemp(prefix='.state-', dir=directory)   # mode 0600
-            try:
-                lines = [json.dumps({'version': STATE_VERSION})] + [json.dumps(record) for record in records]
-                data = ('\n'.join(lines) + '\n').encode('utf-8', 'surrogateescape')
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view):]
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.rename(tmp, self.path)
-            dir_fd = os.open(directory, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
+            lines = [json.dumps({'version': STATE_VERSION})] + [json.dumps(record) for record in records]
+            write_atomic(self.path, '\n'.join(lines) + '\n')    # JSON's ASCII, mode 0600
             self.fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | getattr(os, 'O_CLOEXEC', 0))
             self.records = len(records)
             self.dirty = False

@@ -59,3 +59,11 @@ def test_write_atomic_replaces_a_wider_file_and_keeps_the_old_one_on_failure(tmp
     with pytest.raises(OSError):
         af.write_atomic(str(target), u'newer\n')
     assert target.read_text() == u'new\n' and os.listdir(str(tmp_path)) == ['rules.nft']
+
+
+def test_write_atomic_takes_over_a_temporary_file_left_by_a_dead_process_of_its_pid(tmp_path):
+    target = tmp_path / 'state.json'
+    stale = tmp_path / ('.state.json.%d.tmp' % os.getpid())
+    stale.write_text(u'half written')
+    assert af.write_atomic(str(target), u'{"version": 2}\n') is True
+    assert target.read_text() == u'{"version": 2}\n' and os.listdir(str(tmp_path)) == ['state.json']

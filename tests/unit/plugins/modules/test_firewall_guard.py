@@ -249,3 +249,23 @@ def test_playbooks_arm_and_confirm_through_role_guard_only():
             text = handle.read()
         assert 'portknock.knock.firewall_guard' not in text and 'reset_connection' not in text, rel
         assert 'tasks_from: arm' in text and 'tasks_from: confirm' in text, rel
+
+
+def test_the_helper_on_the_host_runs_the_restore_engine_from_its_own_copy(tmp_path):
+    import subprocess
+    import sys
+    root = tmp_path / 'guard'
+    helper = firewall_guard.write_helper(str(root))
+    assert helper == str(root / firewall_guard.HELPER) and os.stat(helper).st_mode & 0o777 == 0o700
+    package = root / firewall_guard.HELPER_DIR / firewall_guard.HELPER_PACKAGE
+    assert sorted(os.listdir(str(package))) == ['__init__.py', 'atomic_file.py', 'firewall_snapshot.py']
+    assert os.stat(str(root / firewall_guard.HELPER_DIR)).st_mode & 0o777 == 0o700
+    assert not fs.NAME_RE.match(firewall_guard.HELPER_DIR)          # never taken for a guard's snapshot
+    env = dict(os.environ, PYTHONPATH='')                            # the host has no collection
+    done = subprocess.run([sys.executable, '-I', helper, 'restore', str(root / 'g')], cwd='/', env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, timeout=60)
+    assert done.returncode == 0 and 'nothing to do' in done.stdout and done.stderr == ''
+    assert firewall_guard.write_helper(str(root)) == helper        # again: the same files, nothing rewritten
+    usage = subprocess.run([sys.executable, '-I', helper], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           universal_newlines=True, timeout=60)
+    assert usage.returncode == 2 and 'usage: firewall_snapshot.py' in usage.stderr

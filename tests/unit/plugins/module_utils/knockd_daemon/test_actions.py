@@ -456,3 +456,16 @@ def test_a_reknock_while_the_stop_is_retried_opens_a_new_door(tmp_path):
     clock.now = 104.0
     doors.due(104.0)
     assert len(state_of(tmp_path)) == 1 and ('ssh', '10.0.0.1') in doors.open_doors
+
+
+def test_compaction_is_the_one_atomic_write(tmp_path, monkeypatch):
+    from ansible_collections.portknock.knock.plugins.module_utils.knockd_daemon import actions
+    written = []
+    real = actions.write_atomic
+    monkeypatch.setattr(actions, 'write_atomic', lambda path, text, *mode: written.append(path) or real(path, text, *mode))
+    doors = keeper(tmp_path)
+    doors.open(stanza(), '10.0.0.1', 4, now=100.0)
+    path = tmp_path / 'run' / 'state.json'
+    assert written == [str(path)] and os.stat(str(path)).st_mode & 0o777 == 0o600
+    assert [d['source'] for d in state_of(tmp_path)] == ['10.0.0.1']
+    assert sorted(os.listdir(str(tmp_path / 'run'))) == ['state.json']
