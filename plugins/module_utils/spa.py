@@ -414,7 +414,7 @@ def check_data(data):
     Size (fwknopd's bounds), the base64 alphabet, no ``U2FsdGVkX1`` prefix: what does not
     depend on the keys, done once per packet whatever the number of stanzas.
     """
-    raw = _packet_bytes(data)
+    raw = data if type(data) is bytes else _packet_bytes(data)   # pylint: disable=unidiomatic-typecheck
     if not MIN_PACKET_LEN <= len(raw) <= MAX_PACKET_LEN:
         raise SpaError('SPA data has %d bytes, not %d to %d' % (len(raw), MIN_PACKET_LEN, MAX_PACKET_LEN))
     if raw.translate(None, _B64_ALPHABET):
@@ -449,31 +449,42 @@ class Decoder:
     def __repr__(self):
         return 'Decoder(hmac_digest_type=%r)' % (self.hmac_digest_type if self._hmac is not None else None)
 
-    def authenticate(self, raw):
-        """The Rijndael text (bytes) of ``raw`` (what check_data returned), or SpaError.
+    def verify(self, raw):
+        """``(text, computed)`` for ``raw`` (what check_data returned); never raises.
 
-        With an HMAC key: SpaAuthError unless the HMAC (base64, constant-time comparison)
-        matches; data that cannot carry a matching HMAC over Rijndael text is refused without
-        computing it.  Without: the text must have the shape of Rijndael text.
+        ``text``: the Rijndael text (bytes) when the HMAC matches (without an HMAC key: when the
+        data has the shape of Rijndael text), else None; ``computed``: whether an HMAC was
+        computed (compared in constant time).  Data that cannot carry a matching HMAC over
+        Rijndael text is refused without computing it.
         """
         length = self.hmac_length
+        size = len(raw) - length
+        if size not in _CIPHER_TEXT_LENGTHS or raw[0] not in _CIPHER_TEXT_FIRST:
+            return None, False
         if not length:
-            if len(raw) not in _CIPHER_TEXT_LENGTHS or raw[0] not in _CIPHER_TEXT_FIRST:
-                raise SpaError('SPA data is not Rijndael CBC data (bad length)')
-            return raw
-        if len(raw) <= length:
-            raise SpaAuthError('SPA data is too short for a %s HMAC' % self.hmac_digest_type)
-        body = raw[:-length]
-        if len(body) not in _CIPHER_TEXT_LENGTHS or body[0] not in _CIPHER_TEXT_FIRST \
-                or raw[-1] not in self._hmac_last:
-            raise SpaAuthError('SPA HMAC does not match (the data cannot be Rijndael text with a %s HMAC)'
-                               % self.hmac_digest_type)
+            return raw, False
+        if raw[-1] not in self._hmac_last:
+            return None, False
+        body = raw[:size]
         mac = self._hmac.copy()
         mac.update(body)
-        expected = binascii.b2a_base64(mac.digest(), newline=False).rstrip(b'=')
-        if not hmac.compare_digest(expected, raw[-length:]):
+        if hmac.compare_digest(binascii.b2a_base64(mac.digest(), newline=False).rstrip(b'='), raw[size:]):
+            return body, True
+        return None, True
+
+    def authenticate(self, raw):
+        """verify() that raises: the Rijndael text, or SpaAuthError (SpaHmacMismatch once computed) / SpaError."""
+        text, computed = self.verify(raw)
+        if text is not None:
+            return text
+        if not self.hmac_length:
+            raise SpaError('SPA data is not Rijndael CBC data (bad length)')
+        if computed:
             raise SpaHmacMismatch('SPA HMAC does not match (wrong HMAC key or digest type, or damaged data)')
-        return body
+        if len(raw) <= self.hmac_length:
+            raise SpaAuthError('SPA data is too short for a %s HMAC' % self.hmac_digest_type)
+        raise SpaAuthError('SPA HMAC does not match (the data cannot be Rijndael text with a %s HMAC)'
+                           % self.hmac_digest_type)
 
     def open(self, text, spa_digest):
         """The SpaMessage of the authenticated Rijndael ``text``; ``spa_digest``: the packet's replay digest."""

@@ -7,7 +7,8 @@
 SOCK_DGRAM sockets deliver the network-layer packet whatever the link type
 (Ethernet, loopback, PPP, tun), so packet.parse_ip reads them all.  Outgoing
 packets are skipped.  The kernel receive buffer is forced to 8 MiB so a burst
-does not drop knocks.  AF_PACKET sees packets before netfilter, so knocks the
+does not drop knocks (``receive_buffer``; the SPA drop-in asks for
+SPA_RECEIVE_BUFFER).  AF_PACKET sees packets before netfilter, so knocks the
 firewall drops are seen too.  Linux only; needs CAP_NET_RAW.
 """
 
@@ -29,6 +30,13 @@ PACKET_OUTGOING = 4
 SOL_PACKET = 263
 PACKET_IGNORE_OUTGOING = 23
 RECEIVE_BUFFER = 8 * 1024 * 1024
+# The SPA drop-in's: a junk flood comes in bursts that it decides more slowly than the knock
+# daemon parses knocks.  The kernel charges about 1.3 KiB per queued packet of SPA size (the value
+# asked for, doubled, holds about 26000 of them at 16 MiB): a burst queues instead of being
+# dropped.  Not more: under a flood that never stops, a legit packet waits behind the whole
+# queue (26000 junk packets at 10 us each: a quarter of a second) and a deeper queue only
+# makes that wait longer, it does not drop fewer packets.
+SPA_RECEIVE_BUFFER = 16 * 1024 * 1024
 SNAPLEN = 256   # enough for IP + extension headers + TCP/UDP header
 SPA_SNAPLEN = 2048   # whole SPA datagrams: up to 1500 bytes of payload (spa.MAX_PACKET_LEN) + headers
 SO_ATTACH_FILTER = 26

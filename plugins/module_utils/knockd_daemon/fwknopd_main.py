@@ -31,13 +31,14 @@ from .. import spa
 from ..fwknop_conf import FwknopConfError, load_access_conf, load_fwknopd_conf
 from ..sequence import KnockValueError
 from .actions import DEFAULT_MAX_COMMANDS, DEFAULT_MAX_OPEN_DOORS
-from .capture import SPA_SNAPLEN
+from .capture import SPA_RECEIVE_BUFFER, SPA_SNAPLEN
 from .log import KnockdLog
 from .main import ConfigError as DaemonConfigError
 from .main import Daemon, positive, serve, split_interfaces, start
 from .replay_cache import DEFAULT_MAX_ENTRIES, ReplayCache
 from .sequence_tracker import SequenceTracker
-from .spa_receiver import SpaReceiver, udp_payload
+from .spa_receiver import (DEFAULT_PENALTY_FAILURES, DEFAULT_PENALTY_SECONDS, PENALIZED, SpaReceiver,
+                           udp_payload)
 
 VERSION = '2.6.10'
 DEFAULT_CONFIG = '/etc/fwknop/fwknopd.conf'
@@ -54,6 +55,11 @@ _CounterDoor = collections.namedtuple('_CounterDoor', ['name', 'sequence'])
 
 class ConfigError(DaemonConfigError):
     pass
+
+
+def non_negative(text):
+    """argparse type: 0, or an integer positive() takes."""
+    return 0 if text == '0' else positive(text)
 
 
 def build_parser():
@@ -80,6 +86,11 @@ def build_parser():
         help='where opened addresses go: nft:FAMILY/TABLE/SET4[/SET6] or recent:NAME, for one proto/port or all')
     add('--require-packet-source', action='store_true',
         help='extension: the address in the message must be the packet\'s source address')
+    add('--penalty-failures', type=non_negative, default=DEFAULT_PENALTY_FAILURES, metavar='N',
+        help='extension: a source with N packets in one second that fail the HMAC (or decryption, or are '
+             'replays) is ignored for --penalty-seconds (default %d; 0: never)' % DEFAULT_PENALTY_FAILURES)
+    add('--penalty-seconds', type=positive, default=DEFAULT_PENALTY_SECONDS, metavar='S',
+        help='extension: how long such a source is ignored (default %d)' % DEFAULT_PENALTY_SECONDS)
     add('--state-file', default=DEFAULT_STATE_FILE,
         help='open doors are remembered here (default %s)' % DEFAULT_STATE_FILE)
     add('--counters-file', default=None, help='counters (default counters.json next to the state file; "" none)')
@@ -127,6 +138,8 @@ class SpaHandler:
         self.daemon.counters.count(COUNTER_DOOR, decision.accepted,
                                    None if decision.accepted else decision.reason.replace(' ', '_'))
         if not decision.accepted:
+            if decision.reason == PENALIZED:
+                return      # counted; the packet that started the penalty was logged (its detail says so)
             if not self._may_log():
                 return
             if self.suppressed:
@@ -204,7 +217,8 @@ class FwknopDaemon(Daemon):
             cache = ReplayCache(digest_file, max_age, args.max_digests, self.log)
             cache.load()
         cache.max_age = max_age
-        receiver = SpaReceiver(config, stanzas, cache, require_packet_source=args.require_packet_source)
+        receiver = SpaReceiver(config, stanzas, cache, require_packet_source=args.require_packet_source,
+                               penalty_failures=args.penalty_failures, penalty_seconds=args.penalty_seconds)
         self.cache = cache
         self.fwknopd_config = config
         self.tracker = SequenceTracker([])
@@ -262,7 +276,7 @@ def main(argv=None):
                  '%d digest(s))' % (names, config.spa_port, len(daemon.spa.receiver.stanzas),
                                     daemon.cache.path or 'in memory', len(daemon.cache)))
     return serve(daemon, pidfile, not args.foreground, announce, pid_in_foreground=True,
-                 error_prefix='portknock-fwknopd: ', snaplen=SPA_SNAPLEN)
+                 error_prefix='portknock-fwknopd: ', snaplen=SPA_SNAPLEN, receive_buffer=SPA_RECEIVE_BUFFER)
 
 
 if __name__ == '__main__':

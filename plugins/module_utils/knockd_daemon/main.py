@@ -393,17 +393,20 @@ def daemonize(pidfile):
     return write_pid_file(pidfile)
 
 
-def serve(daemon, pidfile, detach, announce, pid_in_foreground=False, error_prefix='', snaplen=SNAPLEN):
+def serve(daemon, pidfile, detach, announce, pid_in_foreground=False, error_prefix='', snaplen=SNAPLEN,
+          receive_buffer=None):
     """A loaded daemon (knockd's or the SPA drop-in's) from start-up to exit; the exit code.
 
     Doors left open by a previous run are recovered, the capture is opened (an error: exit 1),
     the process detaches (``detach``) or stays (writing its pid file only with
     ``pid_in_foreground``), ``announce(interface names)`` logs the start, then the loop runs
-    until a signal; the shutdown and the pid file's removal happen whatever ends it."""
+    until a signal; the shutdown and the pid file's removal happen whatever ends it.
+    ``receive_buffer``: the capture sockets' (default capture.RECEIVE_BUFFER)."""
     if daemon.keeper.recover():
         daemon.keeper.runner.wait_all()
     try:
-        daemon.capture = Capture(daemon.interfaces, snaplen=snaplen)
+        buffer = {} if receive_buffer is None else {'receive_buffer': receive_buffer}
+        daemon.capture = Capture(daemon.interfaces, snaplen=snaplen, **buffer)
     except OSError as error:
         sys.stderr.write('%s%s\n' % (error_prefix, error.strerror or error))
         return 1

@@ -86,7 +86,7 @@ ANY_ADDRESSES = ('0.0.0.0', '::')
 _U16 = struct.Struct('!H')
 _UDP = struct.Struct('!HHH')
 DEFAULT_PENALTY_FAILURES = 20     # failed packets (HMAC or decryption) in one second from one source ...
-DEFAULT_PENALTY_SECONDS = 5.0     # ... and it is ignored this long
+DEFAULT_PENALTY_SECONDS = 5       # ... and it is ignored this long (seconds)
 PENALTY_WINDOW = 1.0
 MAX_TRACKED_SOURCES = 16384       # sources with failures in the current window / penalized at once
 MAX_CACHED_SOURCES = 4096         # source -> its stanzas
@@ -105,7 +105,10 @@ Decision = collections.namedtuple('Decision', [
 
 
 def refused(reason, src, address=None, access=(), stanza=None, detail=''):
-    return Decision(False, reason, src, address, tuple(access), None, stanza, detail)
+    return _new_decision(Decision, (False, reason, src, address, tuple(access), None, stanza, detail))
+
+
+_new_decision = tuple.__new__     # a Decision without the namedtuple's Python __new__ (junk is many)
 
 
 def udp_payload(data, packet):
@@ -116,6 +119,12 @@ def udp_payload(data, packet):
     """
     try:
         if packet is None or packet.proto != 'udp':
+            return None
+        if data[0] == 0x45:      # IPv4 without options (the flood case): the header is 20 bytes
+            end = min(len(data), _U16.unpack_from(data, 2)[0])
+            sport, dport, length = _UDP.unpack_from(data, 20)
+            if sport == packet.sport and dport == packet.dport and length == end - 20 and length >= 8:
+                return bytes(data[28:end])
             return None
         version = data[0] >> 4
         if version == 4:
@@ -177,16 +186,18 @@ def _canonical(text):
 
 class _Stanza:
     """An access.conf stanza and what is computed once for it: its networks, its spa.Decoder."""
-    __slots__ = ('stanza', 'networks', 'decoder', 'error')
+    __slots__ = ('stanza', 'networks', 'decoder', 'refusal')
 
     def __init__(self, stanza):
         self.stanza = stanza
         self.networks = _networks(stanza)
-        self.decoder = self.error = None
+        self.decoder = None
         try:
             self.decoder = spa.Decoder(stanza.key, stanza.hmac_key, stanza.hmac_digest_type)
         except spa.SpaError as error:     # keys fwknop_conf would have refused: every packet fails
-            self.error = _reason_of(error)
+            self.refusal = _reason_of(error)
+        else:   # what a packet it does not verify is refused as (the HMAC; without HMAC key the decryption)
+            self.refusal = BAD_HMAC if self.decoder.hmac_length else DECRYPT
 
     def holds(self, address):
         if self.networks is None:
@@ -296,21 +307,20 @@ class SpaReceiver:
         worst = None
         failed = False     # crypto was spent on it (an HMAC or a decryption that failed)
         for check in checks:
-            if check.decoder is None:
-                worst = _worse(worst, check.error)
-                continue
-            try:
-                text = check.decoder.authenticate(raw)
-            except spa.SpaError as error:
-                failed = failed or isinstance(error, spa.SpaHmacMismatch)
-                worst = _worse(worst, _reason_of(error))
+            decoder = check.decoder
+            text, computed = None, False
+            if decoder is not None:
+                text, computed = decoder.verify(raw)
+            if text is None:
+                failed = failed or computed
+                worst = _worse(worst, check.refusal)
                 continue
             if digest is None:
                 digest = spa.replay_digest(raw)
                 if digest in self.cache:
                     return refused(REPLAY, src, detail=self._failed(src) if self.penalty_failures else '')
             try:
-                message = check.decoder.open(text, digest)
+                message = decoder.open(text, digest)
             except spa.SpaDependencyError:
                 raise
             except spa.SpaError as error:

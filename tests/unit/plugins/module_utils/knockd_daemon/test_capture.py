@@ -85,6 +85,15 @@ def test_one_socket_per_interface_with_a_forced_buffer(monkeypatch):
     assert first.closed and second.closed and capture.sockets == []
 
 
+def test_the_buffer_is_a_parameter_the_knock_daemon_keeps_its_own(monkeypatch):
+    sock = FakeSocket()
+    install(monkeypatch, sock)
+    cap.Capture(['eth0'], receive_buffer=cap.SPA_RECEIVE_BUFFER, snaplen=cap.SPA_SNAPLEN).close()
+    assert (socket.SOL_SOCKET, cap.SO_RCVBUFFORCE, cap.SPA_RECEIVE_BUFFER) in sock.options
+    assert cap.SPA_RECEIVE_BUFFER > cap.RECEIVE_BUFFER == 8 * 1024 * 1024
+    assert cap.Capture.__init__.__defaults__[0] == cap.RECEIVE_BUFFER
+
+
 def test_an_interface_that_fails_closes_the_others(monkeypatch):
     good, bad = FakeSocket(), FakeSocket(bind_error=errno.ENODEV)
     install(monkeypatch, good, bad)

@@ -7,6 +7,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import base64
+import io
 import random
 import socket
 import struct
@@ -16,7 +17,10 @@ import pytest
 from ansible_collections.portknock.knock.plugins.module_utils import spa
 from ansible_collections.portknock.knock.plugins.module_utils.fwknop_conf import (parse_access_conf,
                                                                                   parse_fwknopd_conf)
+from ansible_collections.portknock.knock.plugins.module_utils.knockd_daemon import fwknopd_main as fm
 from ansible_collections.portknock.knock.plugins.module_utils.knockd_daemon import spa_receiver as rx
+from ansible_collections.portknock.knock.plugins.module_utils.knockd_daemon.counters import DoorCounters
+from ansible_collections.portknock.knock.plugins.module_utils.knockd_daemon.log import KnockdLog
 from ansible_collections.portknock.knock.plugins.module_utils.knockd_daemon.packet import parse_ip
 from ansible_collections.portknock.knock.plugins.module_utils.knockd_daemon.replay_cache import ReplayCache
 
@@ -333,3 +337,32 @@ def test_sources_are_matched_without_ipaddress_objects_and_cached():
     assert r.decide(packet(), '::ffff:10.231.250.2').reason == rx.NO_STANZA     # IPv4-mapped is IPv6
     assert r.decide(packet(), 'fe80::1%eth0').reason == rx.NOT_SPA
     assert set(r._sources) >= {'10.231.250.255', 'fe80::1%eth0'}
+
+
+class StubDaemon:
+    def __init__(self):
+        self.log = KnockdLog(verbose=True, stream=io.StringIO())
+        self.counters = DoorCounters(None)
+
+
+def test_the_daemon_logs_a_penalty_once_and_counts_the_packets_it_refuses():
+    r, _clock = penalized_receiver()
+    daemon = StubDaemon()
+    handler = fm.SpaHandler(daemon, r, test_mode=True)
+    for _n in range(30):
+        handler.handle(r.decide(packet(hmac_key=OTHER_HMAC), SRC))
+    out = daemon.log.stream.getvalue()
+    assert out.count('refused: bad HMAC') == 3 and out.count('refused unexamined for 5 s') == 1
+    assert 'penalized' not in out
+    assert daemon.counters.doors['spa']['refusals']['penalized'] == 27
+    assert KEY.decode() not in out and HMAC_KEY.decode() not in out
+
+
+def test_the_daemon_options_for_the_penalty():
+    args = fm.build_parser().parse_args([])
+    assert (args.penalty_failures, args.penalty_seconds) == (rx.DEFAULT_PENALTY_FAILURES, rx.DEFAULT_PENALTY_SECONDS)
+    args = fm.build_parser().parse_args(['--penalty-failures', '0', '--penalty-seconds', '2'])
+    assert (args.penalty_failures, args.penalty_seconds) == (0, 2)
+    for bad in (['--penalty-failures', '-1'], ['--penalty-seconds', '0']):
+        with pytest.raises(SystemExit):
+            fm.build_parser().parse_args(bad)
