@@ -50,7 +50,7 @@ behind the flooder's address (NAT) waits until the flood stops; an attacker that
 client's address can keep that address penalized.  0 failures: no penalty.
 
 Per-packet cost: the source's stanzas are looked up in a small dict keyed by its text (no
-ipaddress objects per packet), each stanza's spa.Decoder is built once.
+ipaddress objects before a packet is accepted), each stanza's spa.Decoder is built once.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -58,6 +58,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import collections
+import ipaddress
 import socket
 import struct
 import time
@@ -172,16 +173,6 @@ def _networks(stanza):
     if stanza.source == 'ANY':
         return None
     return tuple((net.version, int(net.network_address), int(net.netmask)) for net in stanza.source)
-
-
-def _canonical(text):
-    """The text of a numeric address as inet_ntop writes it (what the packet parser gives), or None."""
-    for _version, family in _FAMILIES:
-        try:
-            return socket.inet_ntop(family, socket.inet_pton(family, text))
-        except (OSError, ValueError, TypeError):
-            continue
-    return None
 
 
 class _Stanza:
@@ -398,4 +389,5 @@ class SpaReceiver:
             cap = getattr(stanza, 'max_fw_timeout', None)
             if cap:
                 timeout = min(timeout, cap)
-        return Decision(True, None, src, _canonical(address) or address, message.access, int(timeout), line, '')
+        # the accepted path (once per legit packet): the address as ipaddress writes it, as always
+        return Decision(True, None, src, str(ipaddress.ip_address(address)), message.access, int(timeout), line, '')
