@@ -472,5 +472,6 @@ def main(argv=None):
         log.logprint('starting up, listening on %s' % names)
     return serve(daemon, pidfile, args.daemon, announce)
 
+
 if __name__ == '__main__':
     raise SystemExit(main())
