@@ -46,7 +46,7 @@ options:
   state:
     description:
       - V(check) compares the stamp with the host now and changes nothing.
-      - V(present) writes the stamp for the host now (changed only when its content differs).
+      - V(present) writes the stamp for the host now (changed only when its content, or its mode, differs).
       - V(absent) removes the stamp.
     type: str
     choices: [check, present, absent]
@@ -100,6 +100,8 @@ notes:
   - The same O(paths), O(globs), O(services), O(packages) and O(firewall) must be given to V(present) and
     to V(check); a part that is not in both is reported as differing.
   - Without a stamp, RV(fingerprint) is keyed with a salt of its own and differs from call to call.
+  - Give only what changes when the rollout changes it, not what a host writes as it runs (a log, the
+    metrics file of the roles' timer, the guard's snapshots); those would make every check differ.
 seealso:
   - module: portknock.knock.firewall_guard
 '''
