@@ -6,8 +6,9 @@
 Chain ``PK-FWKNOP`` (IPv4 and IPv6), jumped from the END of ``INPUT`` (fwknopd inserts its own
 ``FWKNOP_INPUT`` jump at the top, ahead of it): every SPA-protected port is closed to new
 connections.  For the bundled daemon the chain first accepts, on each port, the addresses the
-daemon wrote to its kernel door (the ``-m recent`` list ``<name>_<proto>_<port>``) for
-``seconds``.  The rules are written as ``iptables-save`` prints them, so that the applier
+daemon wrote to its kernel door (the ``-m recent`` lists ``<name>_<proto>_<port>`` for IPv4 and
+``<name>6_<proto>_<port>`` for IPv6: the families must not share a list, recent_rules.py says
+why) for ``seconds``.  The rules are written as ``iptables-save`` prints them, so that the applier
 (module_utils/host_firewall.py) finds an unchanged chain unchanged.
 """
 
@@ -32,6 +33,20 @@ def _port(item):
     if not match or not 1 <= int(match.group(2)) <= 65535:
         raise AnsibleFilterError('fwknop_firewall_chains: %r is not tcp/PORT or udp/PORT' % (item,))
     return match.group(1), int(match.group(2))
+
+
+def recent_list(recent_name, family, proto, number):
+    """The bundled daemon's kernel door list for one port and family (``-K`` of the role)."""
+    return '%s%s_%s_%d' % (recent_name, '6' if family == 'ipv6' else '', proto, number)
+
+
+def fwknop_kernel_doors(ports, recent_name='PKFWKNOP'):
+    """The bundled daemon's ``-K`` options: ``PROTO/PORT=recent:V4LIST/V6LIST`` per port."""
+    out = []
+    for proto, number in sorted(set(_port(item) for item in ports or []), key=lambda p: (p[1], p[0])):
+        out.append('%s/%d=recent:%s/%s' % (proto, number, recent_list(recent_name, 'ipv4', proto, number),
+                                           recent_list(recent_name, 'ipv6', proto, number)))
+    return out
 
 
 def fwknop_firewall_chains(ports, implementation='debian', recent_name='PKFWKNOP', seconds=30,
@@ -59,8 +74,8 @@ def fwknop_firewall_chains(ports, implementation='debian', recent_name='PKFWKNOP
             for proto, number in wanted:
                 match = '-p %s -m %s --dport %d' % (proto, proto, number)
                 if implementation == 'python':
-                    static.append('%s -m recent --rcheck --seconds %d --name %s_%s_%d --mask %s --rsource %s -j ACCEPT'
-                                  % (match, seconds, recent_name, proto, number, MASKS[family], tag))
+                    static.append('%s -m recent --rcheck --seconds %d --name %s --mask %s --rsource %s -j ACCEPT'
+                                  % (match, seconds, recent_list(recent_name, family, proto, number), MASKS[family], tag))
                 static.append('%s -m conntrack --ctstate NEW %s -j DROP' % (match, tag))
             entry.update(state='present', jump='-j %s' % CHAIN, position='last', static=static)
         chains.append(entry)
@@ -69,4 +84,4 @@ def fwknop_firewall_chains(ports, implementation='debian', recent_name='PKFWKNOP
 
 class FilterModule(object):
     def filters(self):
-        return {'fwknop_firewall_chains': fwknop_firewall_chains}
+        return dict((f.__name__, f) for f in (fwknop_firewall_chains, fwknop_kernel_doors))

@@ -12,10 +12,13 @@ A spec names where the source address goes:
     ``flags timeout``; SET4 of type ipv4_addr, SET6 of type ipv6_addr; without
     SET6, IPv6 knockers are not let in).  A re-knock re-adds the element with
     a fresh timeout in one nft transaction.
-``recent:NAME``
-    ``+ADDR`` written to ``/proc/net/xt_recent/NAME``; the expiry is the
-    ``--seconds`` of the firewall's ``-m recent --rcheck`` rule (set it to the
-    stanza's Cmd_Timeout).  A re-knock refreshes the entry's time.
+``recent:NAME[/NAME6]``
+    ``+ADDR`` written to ``/proc/net/xt_recent/NAME`` (IPv6 addresses to NAME6
+    when given); the expiry is the ``--seconds`` of the firewall's ``-m recent
+    --rcheck`` rule (set it to the stanza's Cmd_Timeout).  A re-knock refreshes
+    the entry's time.  Give IPv6 its own list when an ip6tables rule checks it:
+    the kernel keeps the ``--mask`` of the rule that created a list, so an IPv4
+    rule's list masks IPv6 sources to their first 32 bits (recent_rules.py).
 
 Specs are given on the command line (``--kernel-door [STANZA=]SPEC``), not in
 knockd.conf, because knockd 0.8 (and the collection's parser) reject unknown
@@ -86,21 +89,23 @@ class NftSetDoor:
 
 
 class RecentListDoor:
-    def __init__(self, spec, name, directory=XT_RECENT_DIR):
+    def __init__(self, spec, name, directory=XT_RECENT_DIR, name6=None):
         self.spec = spec
         self.name = name
+        self.name6 = name6 or name
         self.directory = directory
 
-    def _write(self, line):
-        with open('%s/%s' % (self.directory, self.name), 'w') as handle:
-            handle.write(line + '\n')
+    def _write(self, addr, sign):
+        name = self.name6 if addr.version == 6 else self.name
+        with open('%s/%s' % (self.directory, name), 'w') as handle:
+            handle.write('%s%s\n' % (sign, addr))
 
     def open(self, address, seconds):
-        self._write('+%s' % _address(address))
+        self._write(_address(address), '+')
 
     def close(self, address):
         try:
-            self._write('-%s' % _address(address))
+            self._write(_address(address), '-')
         except OSError:
             pass  # not in the list any more
 
@@ -121,8 +126,12 @@ def parse_kernel_door(spec):
             raise KernelDoorError('kernel door %r: table and IPv4 set are required' % text)
         return NftSetDoor(text, parts[0], names[0], names[1], names[2] if len(names) > 2 else None)
     if kind == 'recent':
-        return RecentListDoor(text, _check_name(rest, 'recent list', text))
-    raise KernelDoorError('kernel door %r: expected nft:FAMILY/TABLE/SET4[/SET6] or recent:NAME' % text)
+        parts = rest.split('/')
+        if len(parts) > 2:
+            raise KernelDoorError('kernel door %r: expected recent:NAME[/NAME6]' % text)
+        names = [_check_name(part, 'recent list', text) for part in parts]
+        return RecentListDoor(text, names[0], name6=names[1] if len(names) > 1 else None)
+    raise KernelDoorError('kernel door %r: expected nft:FAMILY/TABLE/SET4[/SET6] or recent:NAME[/NAME6]' % text)
 
 
 def parse_kernel_door_option(value):

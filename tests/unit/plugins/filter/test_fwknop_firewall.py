@@ -10,7 +10,7 @@ __metaclass__ = type
 import pytest
 
 from ansible.errors import AnsibleFilterError
-from ansible_collections.portknock.knock.plugins.filter.fwknop_firewall import fwknop_firewall_chains
+from ansible_collections.portknock.knock.plugins.filter.fwknop_firewall import fwknop_firewall_chains, fwknop_kernel_doors
 from ansible_collections.portknock.knock.plugins.module_utils.host_firewall import chains_input
 
 EMPTY = '*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n'
@@ -29,7 +29,10 @@ def test_python_accepts_the_daemons_recent_list_first_with_the_mask_iptables_sav
     v4, v6 = fwknop_firewall_chains(['tcp/22'], 'python', 'PKFWKNOP', 45)
     assert v4['static'][0] == ('-p tcp -m tcp --dport 22 -m recent --rcheck --seconds 45 --name PKFWKNOP_tcp_22 '
                                '--mask 255.255.255.255 --rsource -m comment --comment pk-static -j ACCEPT')
-    assert '--mask ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff' in v6['static'][0]
+    # IPv6 has a list of its own: the kernel keeps the mask of the rule that made a list
+    assert '--name PKFWKNOP6_tcp_22 --mask ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff' in v6['static'][0]
+    assert fwknop_kernel_doors(['udp/53', 'tcp/22']) == ['tcp/22=recent:PKFWKNOP_tcp_22/PKFWKNOP6_tcp_22',
+                                                         'udp/53=recent:PKFWKNOP_udp_53/PKFWKNOP6_udp_53']
     assert v4['static'][1].endswith('-j DROP')
 
 

@@ -66,7 +66,24 @@ def test_recent_list_door(tmp_path):
         door.open('10.231.0.9', 30)
 
 
+@pytest.mark.parametrize('spec, written', [
+    # IPv6 to a list of its own (the kernel keeps the --mask of the rule that made a list)
+    ('recent:pk_ssh/pk6_ssh', {'pk_ssh': '+10.231.0.9\n', 'pk6_ssh': '-fd42:706b:6c61::9\n'}),
+    # one list for both families (no ip6tables rule checks it)
+    ('recent:pk_ssh', {'pk_ssh': '-fd42:706b:6c61::9\n'}),
+])
+def test_recent_list_door_and_ipv6(tmp_path, spec, written):
+    door = kd.parse_kernel_door(spec)
+    door.directory = str(tmp_path)
+    door.open('10.231.0.9', 30)
+    door.open('fd42:706b:6c61::9', 30)
+    door.close('fd42:706b:6c61::9')
+    assert dict((f.name, f.read_text()) for f in tmp_path.iterdir()) == written
+
+
 @pytest.mark.parametrize('spec, message', [
+    ('recent:a/b/c', 'expected recent:NAME'),
+    ('recent:a/b c', "recent list 'b c' is not a valid name"),
     ('nft:inet/t', 'expected nft:FAMILY/TABLE/SET4'),
     ('nft:inet/a/b/c/d', 'expected nft:FAMILY/TABLE/SET4'),
     ('nft:ipx/t/s', "nft family 'ipx' is not one of"),
