@@ -191,6 +191,9 @@ from ..module_utils.sequence import KnockValueError
 
 DOOR_KEYS = ('name', 'kind', 'sequence', 'port', 'step_timeout', 'open_window', 'protocol', 'ip_version',
              'tcpflags') + SPA_KEYS
+OTHER_KEYS = ('hmac_digest_type', 'spa_port', 'source', 'require_source_address', 'fw_access_timeout',
+              'step_timeout', 'open_window', 'protocol', 'ip_version', 'tcpflags', 'allow_monotonic')
+TEXT_KEYS = ('hmac_digest_type', 'protocol', 'ip_version')
 
 
 def planned(module):
@@ -253,19 +256,10 @@ def main():
                 sequence=dict(type='raw', no_log=True),
                 key_base64=dict(type='str', no_log=True),
                 hmac_key_base64=dict(type='str', no_log=True),
-                hmac_digest_type=dict(type='str'),
-                spa_port=dict(type='raw'),
-                source=dict(type='raw'),
-                require_source_address=dict(type='raw'),
-                fw_access_timeout=dict(type='raw'),
                 port=dict(type='raw', required=True),
-                step_timeout=dict(type='raw'),
-                open_window=dict(type='raw'),
-                protocol=dict(type='str'),
-                ip_version=dict(type='str'),
-                tcpflags=dict(type='raw'),
                 state=dict(type='str', default='present', choices=['present', 'absent']),
-                allow_monotonic=dict(type='raw'),
+                # the other fields of the door list, validated by the door model
+                **dict((key, dict(type='str' if key in TEXT_KEYS else 'raw')) for key in OTHER_KEYS)
             )),
             enforcer=dict(type='str', default='unknown'),
             knocker_source=dict(type='dict', default={}),
