@@ -211,8 +211,9 @@ def _cipher_parts():
         except ImportError as exc:
             raise SpaDependencyError(
                 'SPA needs the Python package "cryptography" (Debian: python3-cryptography): %s' % exc)
-        _CIPHER.extend([Cipher, algorithms.AES, modes.CBC])
-    return _CIPHER
+        # one assignment, not extend(): threads (the audit probes families at once) may race here
+        _CIPHER[:] = [(Cipher, algorithms.AES, modes.CBC)]
+    return _CIPHER[0]
 
 
 def _aes_cbc(key, iv):

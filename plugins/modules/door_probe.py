@@ -141,6 +141,8 @@ notes:
   - An SPA door is probed with SPA packets instead of knocks - the wrong-order check sends one made
     with random keys from the stranger, and a last check (C(replay_stays_closed)) sends the knocker's
     packet again byte for byte after the door closed. Knock doors skip that check.
+  - Probing an SPA door needs the Python package C(cryptography) where the probe runs (Debian's
+    C(python3-cryptography) on a vantage host; ansible-core already has it on the controller).
 '''
 
 EXAMPLES = r'''
@@ -240,6 +242,9 @@ def run_probe(module, door, address, family, knocker, stranger, out):
         except ProbeError as exc:
             entry['checks'] = [dict(check='probe', title='probe', ok=False, skipped=False, seconds=None,
                                     detail=to_text(exc))]
+        except Exception as exc:   # a probe thread must never vanish: the audit would pass with it missing
+            entry['checks'] = [dict(check='probe', title='probe', ok=False, skipped=False, seconds=None,
+                                    detail='the probe failed: %s' % type(exc).__name__)]
     entry['ok'] = all(c['ok'] for c in entry['checks'])
     out.append(entry)
 
@@ -286,6 +291,9 @@ def main():
         threads.append(thread)
     for thread in threads:
         thread.join()
+    if len(probes) != len(plans):
+        module.fail_json(msg='%d of %d probes did not report: the audit is incomplete' % (len(plans) - len(probes), len(plans)),
+                         probes=probes, audit_ok=False)
     probes.sort(key=lambda p: (p['door'], p['family'], p['address']))
     module.exit_json(changed=False, probes=probes, audit_ok=all(p['ok'] for p in probes))
 

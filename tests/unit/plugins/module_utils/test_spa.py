@@ -383,3 +383,22 @@ def test_fuzz_authentic_data_always_reaches_the_hmac_and_passes_it(plaintext, hm
     data = _sealed(plaintext, hmac_digest)
     assert spa.Decoder(KEY, HMAC_KEY, hmac_digest).authenticate(spa.check_data(data)) == data[:-spa._b64_len(
         hmac_digest)].encode()
+
+
+def test_first_use_of_the_cipher_from_several_threads_at_once(monkeypatch):
+    """The audit probes address families in threads: the lazy import must not race."""
+    import threading
+    monkeypatch.setattr(spa, '_CIPHER', [])
+    errors = []
+
+    def encode():
+        try:
+            spa.encode('10.231.0.9', 'tcp/22', b'k' * 32, b'h' * 64)
+        except Exception as exc:   # noqa: BLE001 - the test records any failure
+            errors.append(exc)
+    threads = [threading.Thread(target=encode) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == [] and len(spa._CIPHER) == 1

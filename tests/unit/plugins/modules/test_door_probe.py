@@ -72,3 +72,13 @@ def test_a_bad_spa_door_is_a_clear_error_without_its_keys():
     result, output, failed = module_result(door_probe.main, args, check_mode=True)
     assert failed and 'hmac_key_base64' in result['msg'], result
     assert SPA_KEY not in output
+
+
+def test_a_probe_that_breaks_is_a_failed_probe_not_a_missing_one(monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError('boom')
+    monkeypatch.setattr(door_probe, 'probe_door', broken)
+    result, output, failed = module_result(door_probe.main, dict(ARGS, doors=DOORS[:1]))
+    assert not failed and result['audit_ok'] is False
+    assert len(result['probes']) == 2        # both families reported, each failed
+    assert all(p['checks'][0]['detail'] == 'the probe failed: RuntimeError' for p in result['probes'])
