@@ -11,7 +11,10 @@ from .state import STATE, write
 SUITE = 'bookworm'
 PACKAGES = ['python3', 'python3-apt', 'openssh-server', 'iproute2', 'iptables', 'nftables',
             'sudo', 'procps', 'systemd', 'systemd-sysv', 'dbus', 'netcat-openbsd',
-            'ca-certificates', 'kmod']
+            'ca-certificates', 'kmod',
+            # the audit's vantage sends SPA packets (module_utils/spa.py); debootstrap does not
+            # resolve virtual packages: cryptography's python3-cffi-backend-api-* come from the backend
+            'python3-cryptography', 'python3-cffi-backend']
 IMAGE_RECIPE_VERSION = '3'
 
 
