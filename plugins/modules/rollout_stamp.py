@@ -177,7 +177,7 @@ def main():
         argument_spec=dict(
             state=dict(type='str', choices=['check', 'present', 'absent'], default='check'),
             path=dict(type='path', default=STAMP_PATH),
-            inputs=dict(type='str'),
+            inputs=dict(type='str', no_log=True),   # a digest of secrets among others: never shown
             paths=dict(type='list', elements='str', default=[]),
             globs=dict(type='list', elements='str', default=[]),
             services=dict(type='list', elements='str', default=[]),

@@ -20,7 +20,7 @@ import pytest
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.portknock.knock.plugins.module_utils import firewall_snapshot, knock_task
 from ansible_collections.portknock.knock.plugins.modules import (
-    firewall_guard, knock, knockd_options, knockd_stanza, recent_knock)
+    firewall_guard, knock, knockd_options, knockd_stanza, recent_knock, rollout_stamp)
 
 from test_knockd_secrets import CONF   # a knockd.conf of three stanzas (modules/)
 from utils import AnsibleExitJson, AnsibleFailJson, knockd_conf, run_module
@@ -96,6 +96,18 @@ GUARD_CASES = (
     + [('services', value) for value in [{'a': 1}]]
     + [('frobnicate', 1)]
     + [('timeout', value) for value in BAD_INT]
+)
+
+STAMP_INPUTS = 'ab' * 32
+STAMP_CASES = (
+    [('state', value) for value in BAD_CHOICE]
+    + [('inputs', value) for value in ['', 'x', 'ab' * 31, 'ab' * 33, 'gh' * 32, 'ab' * 32 + 'x', [], HUGE_TEXT]]
+    + [('path', value) for value in ['', 'relative/stamp', 'stamp\x00', []]]
+    + [(key, value) for key in ('paths', 'globs') for value in [['relative'], ['/a\x00b'], [''], {'a': 1}]]
+    + [('services', value) for value in [['-x'], ['a b'], ['x\n'], ['']]]
+    + [('packages', value) for value in [['-x'], ['a b'], ['x;y'], ['']]]
+    + [('firewall', value) for value in BAD_BOOL]
+    + [('frobnicate', 1)]
 )
 
 
@@ -193,3 +205,15 @@ def test_firewall_guard(tally, tmp_path, no_commands, key, value):
     if sorted(os.listdir(str(root))) != ['keep'] or no_commands:
         tally.record('module firewall_guard', 'changed')
         pytest.fail('the guard directory changed or commands ran: %r %r' % (os.listdir(str(root)), no_commands))
+
+
+@pytest.mark.parametrize('key, value', STAMP_CASES, ids=_ids(STAMP_CASES))
+def test_rollout_stamp(tally, tmp_path, no_commands, key, value):
+    stamp = tmp_path / 'rollout.stamp'
+    args = dict(dict(state='present', path=str(stamp), inputs=STAMP_INPUTS, paths=[str(tmp_path)]), **{key: value})
+    result = _run(tally, 'module rollout_stamp', rollout_stamp.main, args)
+    if key == 'inputs':
+        assert str(value) not in (result or {}).get('msg', '') or value == ''   # its length, never the value
+    if stamp.exists() or no_commands:
+        tally.record('module rollout_stamp', 'changed')
+        pytest.fail('the stamp was written or commands ran: %r' % no_commands)
