@@ -199,10 +199,11 @@ class SpaSender(object):
                 if attempt == 'right':
                     self.last[(address, door.name)] = data
             send_datagram(address, door.spa_port, data, family, source)
-        except (KnockSendError, spa.SpaError, KeyError):
-            # neither a key nor the packet in the message: say only what failed
-            raise ProbeError('could not send the %s SPA packet to %s from %s'
-                             % (attempt.replace('_', ' '), address, source or 'the default address'))
+        except (KnockSendError, spa.SpaError, KeyError) as exc:
+            # neither a key nor the packet in the message: the codec's errors never hold one
+            why = (': %s' % exc) if isinstance(exc, spa.SpaError) else ''
+            raise ProbeError('could not send the %s SPA packet to %s from %s%s'
+                             % (attempt.replace('_', ' '), address, source or 'the default address', why))
 
 
 def probe_door(door, address, knocker, stranger, window, deadline=5.0, margin=3.0, delay_ms=20, timeout=1.0):

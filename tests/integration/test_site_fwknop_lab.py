@@ -33,6 +33,13 @@ HOST = LAB + '-1'
 WINDOW = 10   # short: the audit waits for the door to close again
 
 
+class Secrets(list):
+    """The lab's SPA keys: pytest shows fixture values when a test fails, never these."""
+
+    def __repr__(self):
+        return '<%d keys, not shown>' % len(self)
+
+
 @pytest.fixture(scope='module')
 def fleet():
     with lab(LAB, 2) as hosts:
@@ -43,7 +50,7 @@ def fleet():
         inventory = write_fleet(LAB, os.path.join(labdir, 'fleet.yml'), '--fwknop-hosts', '1',
                                 '--set=%s:portknock_doors=%s' % (HOST, json.dumps([door])))
         with open(os.path.join(labdir, 'spa-keys.json')) as handle:
-            keys = list(json.load(handle).values())
+            keys = Secrets(json.load(handle).values())
         yield hosts, inventory, keys
 
 
