@@ -60,8 +60,11 @@ def test_the_systemd_watchdog_is_a_transient_timer_named_after_the_guard(tmp_pat
     assert args[-4:] == ['/h.py', 'restore', directory, 'ab' * 16]
 
 
-@pytest.mark.parametrize('kind, answer, says', [('systemd', (1, '', 'unit exists\n'), 'systemd-run failed: unit exists'),
-                                                  ('process', (0, 'not a pid\n', ''), 'could not start the watchdog process')])
+FAILED_STARTS = [('systemd', (1, '', 'unit exists\n'), 'systemd-run failed: unit exists'),
+                 ('process', (0, 'not a pid\n', ''), 'could not start the watchdog process')]
+
+
+@pytest.mark.parametrize('kind, answer, says', FAILED_STARTS)
 def test_a_failed_start_says_why(tmp_path, kind, answer, says):
     with pytest.raises(fs.SnapshotError) as raised:
         guard_watchdog.start_watchdog(FakeModule(answer), 'g', str(tmp_path), '/h.py', str(tmp_path / 'g'), 30, kind, 'x')
