@@ -5,7 +5,7 @@
 """Save a host's whole firewall (and a few files) and put it back: the firewall guard's engine.
 
 Used by the ``portknock.knock.firewall_guard`` module, and run on the host by the guard's
-watchdog: the module copies this file and ``atomic_file.py`` (its one import from the
+watchdog: guard_watchdog.write_helper copies this file and ``atomic_file.py`` (its one import from the
 collection) into a package beside a script calling ``watchdog_main`` (``python3
 firewall_snapshot.py restore <snapshot dir>``); everything else is the standard library.
 

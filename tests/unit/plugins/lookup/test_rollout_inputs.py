@@ -36,9 +36,9 @@ def digest_of(tmp_path, *extra):
 
 def test_the_digest_follows_the_templated_doors_only(tmp_path):
     one, out = digest_of(tmp_path, '-e', 'secret=7219,9203:udp,8361')
-    again, _ = digest_of(tmp_path, '-e', 'secret=7219,9203:udp,8361')   # unrelated_var differs each run
-    other, _ = digest_of(tmp_path, '-e', 'secret=7219,9203:udp,8362')
-    knob, _ = digest_of(tmp_path, '-e', 'secret=7219,9203:udp,8361', '-e', 'knockd_implementation=python')
+    again, _out = digest_of(tmp_path, '-e', 'secret=7219,9203:udp,8361')   # unrelated_var differs each run
+    other, _out = digest_of(tmp_path, '-e', 'secret=7219,9203:udp,8362')
+    knob, _out = digest_of(tmp_path, '-e', 'secret=7219,9203:udp,8361', '-e', 'knockd_implementation=python')
     assert len(one) == 64 and one == again
     assert other != one and knob != one
     assert '8361' not in out and '9203' not in out

@@ -396,7 +396,7 @@ def test_first_use_of_the_cipher_from_several_threads_at_once(monkeypatch):
             spa.encode('10.231.0.9', 'tcp/22', b'k' * 32, b'h' * 64)
         except Exception as exc:   # noqa: BLE001 - the test records any failure
             errors.append(exc)
-    threads = [threading.Thread(target=encode) for _ in range(8)]
+    threads = [threading.Thread(target=encode) for dummy in range(8)]
     for thread in threads:
         thread.start()
     for thread in threads:

@@ -167,7 +167,7 @@ def test_parse_kernel_door_specs():
     assert isinstance(parse_kernel_door('recent:PK_ssh'), RecentListDoor)
     assert parse_kernel_door_option('ssh=recent:x')[0] == 'ssh'
     assert parse_kernel_door_option('recent:x')[0] is None
-    for bad in ('nft:inet/t', 'nft:foo/t/s', 'nft:inet/t;x/s', 'recent:', 'recent:a/b', 'iptables:x'):
+    for bad in ('nft:inet/t', 'nft:foo/t/s', 'nft:inet/t;x/s', 'recent:', 'recent:a/b/c', 'iptables:x'):
         with pytest.raises(KernelDoorError):
             parse_kernel_door(bad)
 
