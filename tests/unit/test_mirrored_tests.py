@@ -7,6 +7,8 @@
 Tests under other names (``bad_inputs/``, ``test_knock_cli_sequence_file.py``) may exist as
 well; they do not count as the mirrored one.  Files without logic: ``__init__.py`` and doc
 fragments that only hold documentation text.
+
+The lab tool's parts: ``lab/labtool/<name>.py`` -> ``tests/unit/lab/test_<name>.py``.
 """
 from __future__ import absolute_import, division, print_function
 
@@ -33,11 +35,14 @@ def has_logic(path):
 
 def mirrored_test(relpath):
     directory, name = os.path.split(relpath)
+    if directory == os.path.join('lab', 'labtool'):
+        directory = 'lab'
     return os.path.join('tests', 'unit', directory, 'test_' + name)
 
 
 def files_with_logic():
     paths = glob.glob(os.path.join(ROOT, 'plugins', '**', '*.py'), recursive=True)
+    paths += glob.glob(os.path.join(ROOT, 'lab', 'labtool', '*.py'))
     return sorted(os.path.relpath(path, ROOT) for path in paths if has_logic(path))
 
 
@@ -49,6 +54,7 @@ def untested():
 def test_mirrored_path():
     assert mirrored_test('plugins/module_utils/knockd_daemon/log.py') == \
         'tests/unit/plugins/module_utils/knockd_daemon/test_log.py'
+    assert mirrored_test('lab/labtool/proxy.py') == 'tests/unit/lab/test_proxy.py'
 
 
 def test_the_walk_finds_files_and_skips_text_only_fragments():
@@ -57,6 +63,7 @@ def test_the_walk_finds_files_and_skips_text_only_fragments():
     assert 'plugins/module_utils/knockd_daemon/main.py' in files
     assert 'plugins/doc_fragments/builtin_ssh.py' in files       # computes its text
     assert 'plugins/doc_fragments/knock_options.py' not in files  # text only
+    assert 'lab/labtool/state.py' in files and 'lab/labtool/__init__.py' not in files
 
 
 def test_every_file_with_logic_has_its_mirrored_test():
