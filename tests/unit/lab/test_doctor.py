@@ -71,10 +71,10 @@ def test_unknown_podman_version_is_a_question_mark(monkeypatch):
 
 
 def test_package_versions_says_not_installed(monkeypatch):
-    fake_dpkg(monkeypatch, {'podman': '4.3.1+ds1-8+deb12u1\n', 'netavark': '1.4.0-3', 'half': '  \n'})
-    assert doctor.package_versions(['podman', 'netavark', 'runc', 'half']) == [
-        ('podman', '4.3.1+ds1-8+deb12u1'), ('netavark', '1.4.0-3'),
-        ('runc', 'not installed'), ('half', 'not installed')]    # dpkg knows it but has no version
+    fake_dpkg(monkeypatch, {'runc': '1.1.5+ds1-1+deb12u1\n', 'netavark': '1.4.0-3', 'half': '  \n'})
+    assert doctor.package_versions(['runc', 'netavark', 'crun', 'half']) == [
+        ('runc', '1.1.5+ds1-1+deb12u1'), ('netavark', '1.4.0-3'),
+        ('crun', 'not installed'), ('half', 'not installed')]    # dpkg knows it but has no version
 
 
 def test_report_lists_the_packages_and_the_settings(monkeypatch):

@@ -63,8 +63,9 @@ def test_lock_is_exclusive_while_held(tmp_path, monkeypatch):
     with state.Lock():
         assert (base / '.lock').exists()          # the state dir is created on the way
         with open(str(base / '.lock'), 'w') as other:   # another pklab call's own open file
-            with pytest.raises(BlockingIOError):
-                fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            for wanted in (fcntl.LOCK_EX, fcntl.LOCK_SH):         # exclusive: not even a shared lock
+                with pytest.raises(BlockingIOError):
+                    fcntl.flock(other, wanted | fcntl.LOCK_NB)
     with open(str(base / '.lock'), 'w') as other:
         fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)   # released on exit
         fcntl.flock(other, fcntl.LOCK_UN)
