@@ -33,7 +33,13 @@ sanity() {
   (cd "$dir" && git init -q . && git add -A && ansible-test sanity --python "$(python -c 'import sys;print("%d.%d" % sys.version_info[:2])')" --color no)
 }
 
-lint() { ansible-lint --profile production --offline -q; }
+lint() {
+  # a scratch HOME: a copy of the collection in ~/.ansible/collections (installed by hand,
+  # or by an older run) would otherwise be what ansible-lint resolves portknock.knock.* to
+  local home="$REPO/.cache/lint-home"
+  rm -rf "$home" && mkdir -p "$home"
+  HOME="$home" ansible-lint --profile production --offline -q
+}
 
 compat() {
   # The oldest ansible-core meta/runtime.yml claims (2.17): every plugin's docs, the unit
