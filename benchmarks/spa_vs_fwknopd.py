@@ -229,10 +229,10 @@ class Bench:
                                     'HMAC_DIGEST_TYPE SHA256\nFW_ACCESS_TIMEOUT %d\n'
                                     % (PROTECTED, base64.b64encode(key).decode(),
                                        base64.b64encode(hmac_key).decode(), ACCESS_TIMEOUT))
-        listener = os.path.join(work, 'listener.py')
-        with open(listener, 'w') as handle:
+        script = os.path.join(work, 'listener.py')
+        with open(script, 'w') as handle:
             handle.write(listener(PROTECTED))
-        self.children.append(server.spawn([sys.executable, listener]))
+        self.children.append(server.spawn([sys.executable, script]))
 
     def sources(self, count):
         """``count`` addresses of block 250 added to the client's veth (/32), routed back by the server."""
