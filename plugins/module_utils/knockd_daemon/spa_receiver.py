@@ -39,11 +39,11 @@ the plaintext beyond the address and the access list (what the log line shows).
 
 Extension, the per-source penalty (``penalty_failures``, ``penalty_seconds``; the daemon's
 ``--penalty-failures``/``--penalty-seconds``): a source address with ``penalty_failures``
-packets within one second that cost crypto and failed (the HMAC did not match, the decryption
-failed, or a replay) has its packets refused unexamined (``penalized``: a dict lookup, no
-crypto) for ``penalty_seconds``, so one flooding address cannot take the time that legit
-packets from other addresses need.  Junk refused by the cheap checks does not count (it costs
-little); the packet that starts a penalty says so in its Decision's detail (the daemon logs
+refused packets within one second (junk the cheap checks refuse, an HMAC that did not match, a
+failed decryption, a replay) has its packets refused unexamined (``penalized``: a dict lookup
+before any check) for ``penalty_seconds``, so one flooding address cannot take the time that
+legit packets from other addresses need (even cheap junk costs the parse and the checks, which
+at the sender's maximum rate is more than one core has); the packet that starts a penalty says so in its Decision's detail (the daemon logs
 that line, not one per penalized packet); a source that has not failed is never affected.
 Trade-offs: an attacker that spoofs many source addresses is not slowed down; a legit client
 behind the flooder's address (NAT) waits until the flood stops; an attacker that can spoof a
@@ -293,17 +293,15 @@ class SpaReceiver:
         try:
             raw = spa.check_data(payload)
         except spa.SpaError:
-            return refused(NOT_SPA, src)
+            return refused(NOT_SPA, src, detail=self._failed(src) if self.penalty_failures else '')
         message = stanza = digest = None
         worst = None
-        failed = False     # crypto was spent on it (an HMAC or a decryption that failed)
         for check in checks:
             decoder = check.decoder
             text, computed = None, False
             if decoder is not None:
                 text, computed = decoder.verify(raw)
             if text is None:
-                failed = failed or computed
                 worst = _worse(worst, check.refusal)
                 continue
             if digest is None:
@@ -315,13 +313,12 @@ class SpaReceiver:
             except spa.SpaDependencyError:
                 raise
             except spa.SpaError as error:
-                failed = True
                 worst = _worse(worst, _reason_of(error))
                 continue
             stanza = check.stanza
             break
         if stanza is None:
-            detail = self._failed(src) if failed and self.penalty_failures else ''
+            detail = self._failed(src) if self.penalty_failures else ''
             return refused(worst or NOT_SPA, src, detail=detail)
         return self._check(message, stanza, src, sport, dst, dport, digest)
 

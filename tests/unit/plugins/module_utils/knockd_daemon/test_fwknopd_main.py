@@ -146,8 +146,8 @@ def test_test_mode_opens_nothing_and_refusal_lines_are_rate_limited(tmp_path):
     clock = [0.0]
     d.spa.clock = lambda: clock[0]
     d.spa.last = 0.0
-    for n in range(fm.LOG_BURST + 50):
-        d.on_packets([_udp4('10.231.250.2', b'A' * (40 + n))], 1.0)
+    for n in range(fm.LOG_BURST + 50):     # one source each: this is the log limit, not the penalty
+        d.on_packets([_udp4('10.231.250.%d' % (10 + n), b'A' * (40 + n))], 1.0)
     out = d.stream.getvalue()
     assert out.count('refused: ') == fm.LOG_BURST
     clock[0] += 10

@@ -283,13 +283,15 @@ def test_failures_count_within_one_second_only():
     assert r.penalties == 0 and r.decide(packet(), SRC).accepted
 
 
-def test_cheap_junk_does_not_count_replays_and_decrypt_failures_do():
-    r, _clock = penalized_receiver()
+def test_cheap_junk_replays_and_decrypt_failures_all_count():
+    r, clock = penalized_receiver()
     rng = random.Random(7313)
-    for _n in range(200):     # refused by the length/alphabet checks: no HMAC computed
-        r.decide(bytes(rng.choice(b'ABCDEFGHabcdef0123456789+/') for _n in range(rng.randrange(30, 180))), SRC)
-        r.decide(b'not base64 at all!' * 4, SRC)
-    assert r.penalties == 0 and r.decide(packet(), SRC).accepted
+    reasons = [r.decide(bytes(rng.choice(b'ABCDEFGHabcdef0123456789+/') for _n in range(rng.randrange(30, 180))),
+                        SRC).reason for _n in range(21)]      # refused by the length/alphabet checks
+    assert reasons[-1] == rx.PENALIZED and r.penalties == 1
+    assert r.decide(packet(), '10.231.250.3').accepted       # another source is not affected
+    clock.now += 10.0
+    r, _clock = penalized_receiver()
     data = packet()
     assert r.decide(data, '10.231.250.3').accepted
     assert [r.decide(data, SRC).reason for _n in range(4)] == [rx.REPLAY] * 3 + [rx.PENALIZED]
