@@ -25,11 +25,10 @@ import re
 from ansible.errors import AnsibleFilterError
 from ansible.module_utils.common.text.converters import to_text
 from ansible_collections.portknock.knock.plugins.module_utils.door import (
-    CHAIN_PREFIX, DEFAULT_CMD_TIMEOUT, DEFAULT_SEQ_TIMEOUT, families, make_door)
+    CHAIN_PREFIX, KNOCKD_CHAIN_SUFFIX as CHAIN_SUFFIX, DEFAULT_CMD_TIMEOUT, DEFAULT_SEQ_TIMEOUT, families, make_door)
 from ansible_collections.portknock.knock.plugins.module_utils.sequence import (
     KnockValueError, format_sequence, format_tcpflags, parse_sequence)
 
-CHAIN_SUFFIX = '-KD'
 STATIC_TAG = 'pk-static'
 RAW_COMMANDS = ('start_command', 'stop_command', 'start_command_6', 'stop_command_6', 'command', 'command_6')
 PASS_THROUGH = ('target', 'one_time_sequences')

@@ -27,6 +27,7 @@ IP_VERSIONS = ('ipv4', 'ipv6', 'both')
 # iptables chain names are at most 28 characters; the longest chain we build
 # is PREFIX + name + '-' + a two-digit step suffix.
 CHAIN_PREFIX = 'PK-'
+KNOCKD_CHAIN_SUFFIX = '-KD'   # the knockd role's door chains PK-<name>-KD (filter/knockd_commands.py)
 MAX_NAME_LENGTH = 20
 NAME_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_]*\Z')
 

@@ -43,7 +43,7 @@ import time
 
 from . import nft_rules
 from . import recent_rules
-from .door import CHAIN_PREFIX
+from .door import CHAIN_PREFIX, KNOCKD_CHAIN_SUFFIX
 from .firewall_snapshot import default_run, which
 from .atomic_file import write_atomic
 from .knockd_daemon.actions import read_state_file
@@ -57,7 +57,6 @@ DEFAULT_KNOCKD_CONF = '/etc/knockd.conf'
 DEFAULT_DAEMON_DIR = '/run/portknock-knockd'
 DAEMON_UNIT_FILE = '/etc/systemd/system/portknock-knockd.service'
 XT_RECENT_DIR = '/proc/net/xt_recent'
-KNOCKD_CHAIN_SUFFIX = '-KD'
 DEFAULT_HZ = 250          # Debian's kernels (CONFIG_HZ_250); only used when nothing better is found
 METRICS_NAME = 'portknock.prom'
 

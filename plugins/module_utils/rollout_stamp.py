@@ -49,6 +49,7 @@ import stat
 from . import nft_rules
 from . import recent_rules
 from .atomic_file import write_atomic
+from .door import KNOCKD_CHAIN_SUFFIX
 from .firewall_snapshot import FAMILIES as XTABLES_FAMILIES, VARIANTS, legacy_tables_now
 from .host_firewall import STATIC_TAG, owned_xtables
 
@@ -56,7 +57,6 @@ STAMP_PATH = '/var/lib/portknock/rollout.stamp'
 STAMP_MODE = 0o600
 DIR_MODE = 0o700
 SYSTEMD_RUN_DIR = '/run/systemd/system'
-KNOCKD_CHAIN_SUFFIX = '-KD'          # filter/knockd_commands.py: the knockd door chains PK-<name>-KD
 SKIPPED_DIRS = ('__pycache__',)
 NOT_INSTALLED = 'not installed'
 UNAVAILABLE = 'unavailable'
