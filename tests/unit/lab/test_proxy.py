@@ -109,7 +109,7 @@ def test_apt_proxy_conf_points_at_the_bridge(tmp_path, monkeypatch):
 
 def test_proxy_pid_reads_a_live_pid_only(tmp_path, monkeypatch):
     monkeypatch.setattr(proxy, 'STATE', str(tmp_path))
-    _, pidfile = proxy.proxy_paths()
+    _base, pidfile = proxy.proxy_paths()
     assert proxy.proxy_pid() is None                                  # no pid file
     os.makedirs(os.path.dirname(pidfile))
     with open(pidfile, 'w') as fh:
