@@ -24,6 +24,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import base64
+import json
 import os
 import re
 import shutil
@@ -77,6 +78,10 @@ LISTEN = textwrap.dedent('''
 SEND = ('import socket,sys; h=sys.argv[1]; f=socket.AF_INET6 if ":" in h else socket.AF_INET; '
         's=socket.socket(f, socket.SOCK_DGRAM); len(sys.argv) > 2 and s.bind((sys.argv[2], 0)); '
         's.sendto(sys.stdin.buffer.read(), (h, %d))' % SPA_PORT)
+
+JUNK = ('import socket,sys; h, src, n = sys.argv[1], sys.argv[2], int(sys.argv[3]); '
+        's=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind((src, 0)); '
+        '[s.sendto(b"A" * 120, (h, %d)) for _i in range(n)]' % SPA_PORT)
 
 NFT = '''
 table inet pkspa {
@@ -297,6 +302,44 @@ def test_ipv6_with_the_collections_encoder_opens_for_the_ipv6_source(lab):
     assert lab.is_open(lab.server.addr6)
     assert not lab.is_open()                    # the client's IPv4 address was not opened
     assert wait_until(lambda: not lab.is_open(lab.server.addr6), TIMEOUT + 4, 0.3)
+
+
+def test_a_flooding_source_is_dropped_in_the_kernel_and_others_still_open(lab):
+    """The penalty (20 refused packets in a second: 5 s) moves the flooder into the capture
+    socket's filter: the daemon stops seeing its packets, then sees them again when it ends.
+    The flooder is the client's IPv4 address (in SOURCE: its junk counts as failures); the
+    legit packet meanwhile comes from its IPv6 address."""
+    if lab.variant != 'nftables':
+        pytest.skip('the capture filter does not depend on the kernel door: checked once')
+    counters = str(lab.work / 'run' / 'counters.json')
+    flooder = lab.client.addr4
+
+    def knocks():
+        with open(counters) as handle:
+            return json.load(handle)['doors']['spa']['knocks'][0]
+
+    def junk(count):
+        assert lab.client.run('%s -c %s %s %s %d' % (sys.executable, _quote(JUNK), lab.server.addr4, flooder,
+                                                     count)).returncode == 0
+    lab.stop()
+    lab.start()                                 # counters from 0
+    try:
+        junk(25)
+        lab.wait_log(r'from %s refused: [^\n]*refused unexamined for 5 s' % re.escape(flooder))
+        assert wait_until(lambda: os.path.exists(counters) and knocks() == 25, WAIT, 0.1)
+        time.sleep(0.5)                         # the filter follows within 0.05 s
+        junk(2000)
+        lab.send(spa.encode(lab.client.addr6, 'tcp/%d' % DOOR_PORT, lab.key, lab.hmac_key).encode('ascii'),
+                 host=lab.server.addr6)
+        assert wait_until(lambda: lab.is_open(lab.server.addr6), WAIT, 0.1)   # another source: opens
+        time.sleep(1.5)                         # counters are written at most once a second
+        assert knocks() == 26, 'the daemon saw %d packets: the flooder was not dropped in the kernel' % knocks()
+        time.sleep(5.0)                         # the penalty ends: the filter lets the source in again
+        junk(1)
+        assert wait_until(lambda: knocks() == 27, WAIT, 0.1), knocks()
+    finally:
+        lab.stop()
+        lab.start()                             # the next test counts decisions from a fresh log mark
 
 
 def test_kill_9_with_a_door_open_the_kernel_still_closes_it_on_time(lab):

@@ -89,9 +89,10 @@ class Capture:
             raise CaptureError(error.errno, 'could not open %s: %s' % (name, error.strerror))
         return sock, filtered
 
-    def set_ports(self, ports):
-        """Let only packets to ``ports`` (plus IPv6 with extension headers) through; True if attached."""
-        instructions = build_filter(ports)
+    def set_ports(self, ports, blocked=()):
+        """Let only packets to ``ports`` (plus IPv6 with extension headers) through, none from the
+        ``blocked`` addresses (texts; capture_filter caps them); True if attached."""
+        instructions = build_filter(ports, blocked)
         attached = True
         for sock in self.sockets:
             if instructions is None:

@@ -37,6 +37,7 @@ from .sequence_tracker import DEFAULT_MAX_ATTEMPTS, SequenceTracker
 VERSION = '0.8'
 DEFAULT_CONFIG = '/etc/knockd.conf'
 ADDRESS_REFRESH = 30.0     # seconds between two reads of the addresses (netlink tells changes sooner)
+FILTER_REFRESH = 0.05      # at least this long between two capture filters (penalized sources change)
 
 
 class ConfigError(Exception):
@@ -142,6 +143,8 @@ class Daemon:
         self.next_refresh = 0.0
         self.addresses = None
         self.spa = None          # portknock-fwknopd: its SPA handler (packets to its UDP ports go there)
+        self.filter_changes = None   # the SPA receiver's penalty_changes the capture filter reflects
+        self.next_filter = 0.0
         self.kernel_doors = {}
         for value in args.kernel_door:
             stanza, door = parse_kernel_door_option(value)
@@ -222,9 +225,23 @@ class Daemon:
     def update_watched(self):
         self.watched = self.tracker.ports()
         ports = [port for port, _proto in self.watched] + sorted(self.spa.ports if self.spa is not None else ())
+        blocked = ()
+        if self.spa is not None:
+            receiver = self.spa.receiver
+            self.filter_changes = receiver.penalty_changes
+            blocked = receiver.penalized_sources()
         if self.capture is not None and not self.args.no_filter:
-            if not self.capture.set_ports(ports):
+            if not self.capture.set_ports(ports, blocked):
                 self.log.dprint('capture filter not attached, filtering in the daemon')
+
+    def follow_penalties(self, now):
+        """Rebuild the capture filter when the SPA receiver's penalized sources changed (at most
+        every FILTER_REFRESH): their packets are then dropped in the kernel."""
+        receiver = self.spa.receiver
+        receiver.expire_penalties(now)
+        if receiver.penalty_changes != self.filter_changes and now >= self.next_filter:
+            self.next_filter = now + FILTER_REFRESH
+            self.update_watched()
 
     # -- events ------------------------------------------------------------------
     def handle(self, events, now=None):
@@ -316,6 +333,13 @@ class Daemon:
                 deadlines.append(deadline)
         if self.keeper.runner.busy():
             deadlines.append(now + 0.1)
+        if self.spa is not None:
+            receiver = self.spa.receiver
+            if receiver.penalty_changes != self.filter_changes:
+                deadlines.append(self.next_filter)
+            end = receiver.next_penalty_end()
+            if end is not None:
+                deadlines.append(end)
         return max(0.0, min(deadlines) - now)
 
     def loop(self):
@@ -357,6 +381,8 @@ class Daemon:
             if expired:
                 self.handle(expired, now)
             self.keeper.due(now)
+            if self.spa is not None:
+                self.follow_penalties(now)
             self.counters.flush(now)
             if now >= self.next_refresh:
                 self.refresh_addresses(now)

@@ -45,6 +45,10 @@ before any check) for ``penalty_seconds``, so one flooding address cannot take t
 legit packets from other addresses need (even cheap junk costs the parse and the checks, which
 at the sender's maximum rate is more than one core has); the packet that starts a penalty says so in its Decision's detail (the daemon logs
 that line, not one per penalized packet); a source that has not failed is never affected.
+The daemon also drops a penalized source's packets in the kernel, in the capture socket's
+filter (``penalized_sources``, ``penalty_changes``, ``next_penalty_end``): at the sender's
+maximum rate even the dict lookup and the parse of each junk packet took more than a core
+has.  Those packets never reach the daemon, so ``penalized`` counts only what came before.
 Trade-offs: an attacker that spoofs many source addresses is not slowed down; a legit client
 behind the flooder's address (NAT) waits until the flood stops; an attacker that can spoof a
 client's address can keep that address penalized.  0 failures: no penalty.
@@ -256,6 +260,7 @@ class SpaReceiver:
         self._penalized_until = {}     # source text -> monotonic end of its penalty
         self.penalties = 0
         self.penalized = 0
+        self.penalty_changes = 0       # bumped when a penalty starts or ends: the kernel filter follows
 
     def decide(self, payload, src, sport=0, dst='0.0.0.0', dport=0):
         """One Decision for the UDP ``payload`` (bytes) from ``src`` (text); never raises."""
@@ -285,6 +290,7 @@ class SpaReceiver:
                     self.penalized += 1
                     return refused(PENALIZED, src)
                 del self._penalized_until[src]
+                self.penalty_changes += 1
         checks = self._stanzas_of(src)
         if checks is None:
             return refused(NOT_SPA, src, detail='source is not an address')
@@ -331,8 +337,7 @@ class SpaReceiver:
             self._window = now
             penalized = self._penalized_until
             if len(penalized) >= MAX_TRACKED_SOURCES // 2:
-                for source in [source for source, until in penalized.items() if until <= now]:
-                    del penalized[source]
+                self.expire_penalties(now)
         count = failures.get(src, 0) + 1
         if count < self.penalty_failures:
             if count > 1 or len(failures) < MAX_TRACKED_SOURCES:
@@ -343,8 +348,26 @@ class SpaReceiver:
             return ''
         self._penalized_until[src] = now + self.penalty_seconds
         self.penalties += 1
+        self.penalty_changes += 1
         return ('%d failed packets from this source within %g s: its packets are refused unexamined for %g s'
                 % (count, PENALTY_WINDOW, self.penalty_seconds))
+
+    def expire_penalties(self, now=None):
+        """Forget the penalties that ended by ``now`` (monotonic; default: the receiver's clock)."""
+        now = self.monotonic() if now is None else now
+        ended = [source for source, until in self._penalized_until.items() if until <= now]
+        for source in ended:
+            del self._penalized_until[source]
+        if ended:
+            self.penalty_changes += 1
+
+    def penalized_sources(self):
+        """The sources under a penalty, the most recently penalized first (texts)."""
+        return list(reversed(list(self._penalized_until)))
+
+    def next_penalty_end(self):
+        """The monotonic time the next penalty ends, or None."""
+        return min(self._penalized_until.values()) if self._penalized_until else None
 
     def _check(self, message, stanza, src, sport, dst, dport, digest):
         now = self.clock()

@@ -25,6 +25,12 @@ def run_bpf(program, data):
             if k >= len(data):
                 return 0
             acc = data[k]
+        elif code == cf.LD_W_ABS:
+            if k + 4 > len(data):
+                return 0
+            acc = struct.unpack_from('!I', data, k)[0]
+        elif code == cf.JA:
+            pc += k
         elif code == cf.LD_H_ABS:
             if k + 2 > len(data):
                 return 0
@@ -49,19 +55,20 @@ def run_bpf(program, data):
             raise AssertionError('unexpected opcode %#x' % code)
 
 
-def v4(proto, dport, frag=0, ihl=5):
+def v4(proto, dport, frag=0, ihl=5, src='10.0.0.2'):
     l4 = struct.pack('!HH', 40000, dport) + b'\x00' * 16
     return struct.pack('!BBHHHBBH4s4s', 0x40 | ihl, 0, 20 + 4 * (ihl - 5) + len(l4), 1, frag, 64, proto, 0,
-                       socket.inet_aton('10.0.0.2'), socket.inet_aton('10.0.0.1')) + b'\x01' * 4 * (ihl - 5) + l4
+                       socket.inet_aton(src), socket.inet_aton('10.0.0.1')) + b'\x01' * 4 * (ihl - 5) + l4
 
 
-def v6(next_header, dport, ext=b''):
+def v6(next_header, dport, ext=b'', src='::'):
     l4 = struct.pack('!HH', 40000, dport) + b'\x00' * 16
-    return struct.pack('!IHBB16s16s', 0x60000000, len(ext) + len(l4), next_header, 64, b'\x00' * 16,
-                       b'\x00' * 16) + ext + l4
+    return struct.pack('!IHBB16s16s', 0x60000000, len(ext) + len(l4), next_header, 64,
+                       socket.inet_pton(socket.AF_INET6, src), b'\x00' * 16) + ext + l4
 
 
 PROGRAM = cf.build_filter([2222, 3333, 4444, 5001])
+BLOCKING = cf.build_filter([2222, 3333, 4444, 5001], ['10.0.0.2', '::'])
 
 
 def test_keeps_knock_ports_only():
@@ -78,6 +85,30 @@ def test_keeps_knock_ports_only():
     assert not run_bpf(PROGRAM, b'\x00' * 40)
 
 
+def test_blocked_sources_are_dropped_in_the_kernel_and_no_one_else():
+    blocked = ['10.0.0.%d' % n for n in range(3, 3 + cf.MAX_BLOCKED4)] + ['not an address', '10.0.0.3']
+    blocked += ['fd00::%x' % n for n in range(1, 1 + cf.MAX_BLOCKED6)]
+    program = cf.build_filter(range(1000, 1000 + cf.MAX_FILTER_PORTS), blocked + ['10.9.9.9', 'fd00::ffff'])
+    for port in (1000, 1000 + cf.MAX_FILTER_PORTS - 1):
+        assert run_bpf(program, v4(17, port))                       # 10.0.0.2: not blocked
+        assert run_bpf(program, v4(17, port, src='10.0.0.%d' % (3 + cf.MAX_BLOCKED4)))
+        assert run_bpf(program, v6(17, port, src='fd00::%x' % (1 + cf.MAX_BLOCKED6)))
+        assert run_bpf(program, v6(17, port, src='fd01::1'))        # same last word, other prefix
+        assert run_bpf(program, v6(17, port, src='fe00::1'))
+        assert not run_bpf(program, v4(17, 999))
+        for source in blocked[:cf.MAX_BLOCKED4]:
+            assert not run_bpf(program, v4(17, port, src=source)), source
+        for source in blocked[-cf.MAX_BLOCKED6:]:
+            assert not run_bpf(program, v6(17, port, src=source)), source
+            assert not run_bpf(program, v6(0, port, ext=b'\x11\x00' + b'\x00' * 6, src=source))
+        assert run_bpf(program, v4(17, port, src='10.9.9.9'))       # beyond the cap: the daemon decides
+        assert run_bpf(program, v6(17, port, src='fd00::ffff'))
+    assert len(program) < 4096
+    assert cf.build_filter([2222], []) == cf.build_filter([2222])
+    only6 = cf.build_filter([2222], ['fd00::1'])
+    assert run_bpf(only6, v4(6, 2222, src='0.0.0.0')) and not run_bpf(only6, v6(6, 2222, src='fd00::1'))
+
+
 def test_too_many_ports_means_no_filter():
     assert cf.build_filter(range(1000, 1000 + cf.MAX_FILTER_PORTS + 1)) is None
     assert len(cf.build_filter(range(1000, 1000 + cf.MAX_FILTER_PORTS))) < 4096
@@ -90,3 +121,4 @@ def test_filter_never_drops_what_the_parser_would_accept(data):
     packet = parse_ip(data)
     if packet is not None and packet.dport in (2222, 3333, 4444, 5001):
         assert run_bpf(PROGRAM, data)
+        assert bool(run_bpf(BLOCKING, data)) == (packet.src not in ('10.0.0.2', '::'))

@@ -18,6 +18,7 @@ import pytest
 from ansible_collections.portknock.knock.plugins.module_utils import spa
 from ansible_collections.portknock.knock.plugins.module_utils.knockd_daemon import fwknopd_main as fm
 from ansible_collections.portknock.knock.plugins.module_utils.knockd_daemon.log import KnockdLog
+from ansible_collections.portknock.knock.plugins.module_utils.knockd_daemon.main import FILTER_REFRESH
 
 KEY, HMAC_KEY = b'k' * 32, b'h' * 64
 KEY_B64, HMAC_B64 = base64.b64encode(KEY).decode(), base64.b64encode(HMAC_KEY).decode()
@@ -157,6 +158,54 @@ def test_test_mode_opens_nothing_and_refusal_lines_are_rate_limited(tmp_path):
     d.on_packets([_udp4('10.231.250.2', data)], 3.0)
     assert 'test mode: nothing opened' in d.stream.getvalue()
     assert not d.keeper.open_doors
+
+
+class FilterRecorder:
+    """Stands in for capture.Capture: records each filter the daemon asks for."""
+
+    def __init__(self):
+        self.filters = []
+
+    def set_ports(self, ports, blocked=()):
+        self.filters.append((sorted(ports), list(blocked)))
+        return True
+
+
+def test_penalized_sources_go_into_the_kernel_filter_and_leave_it_when_the_penalty_ends(tmp_path):
+    d = daemon(tmp_path, ['-t', '--penalty-failures', '5', '--penalty-seconds', '2'])
+    d.capture = FilterRecorder()
+    d.load()
+    clock = [100.0]
+    d.spa.receiver.monotonic = lambda: clock[0]
+    d.next_refresh = clock[0] + 3600                    # no address refresh due: timeout() is the filter's
+    assert d.capture.filters == [([spa.DEFAULT_SPA_PORT], [])]
+    d.on_packets([_udp4('10.231.250.9', b'A' * 60)] * 4, clock[0])
+    d.follow_penalties(clock[0])
+    assert len(d.capture.filters) == 1                  # 4 failures: no penalty, no new filter
+    d.on_packets([_udp4('10.231.250.9', b'A' * 60), _udp4('10.231.250.8', b'A' * 60)], clock[0])
+    assert d.timeout(clock[0]) == 0.0                   # a filter to rebuild now
+    d.follow_penalties(clock[0])
+    assert d.capture.filters[-1] == ([spa.DEFAULT_SPA_PORT], ['10.231.250.9'])
+    clock[0] = 100.02
+    for _n in range(4):                                 # a second flooder soon after: rate-limited rebuild
+        d.on_packets([_udp4('10.231.250.8', b'A' * 60)], clock[0])
+    d.follow_penalties(clock[0])
+    assert len(d.capture.filters) == 2
+    assert d.timeout(clock[0]) == pytest.approx(FILTER_REFRESH - 0.02)
+    clock[0] = 100.0 + FILTER_REFRESH
+    d.follow_penalties(clock[0])
+    assert d.capture.filters[-1] == ([spa.DEFAULT_SPA_PORT], ['10.231.250.8', '10.231.250.9'])
+    assert d.timeout(clock[0]) == pytest.approx(2.0 - FILTER_REFRESH)   # wakes when the first penalty ends
+    clock[0] = 102.0
+    d.follow_penalties(clock[0])
+    assert d.capture.filters[-1] == ([spa.DEFAULT_SPA_PORT], ['10.231.250.8'])
+    clock[0] = 103.0
+    d.follow_penalties(clock[0])
+    assert d.capture.filters[-1] == ([spa.DEFAULT_SPA_PORT], [])
+    count = len(d.capture.filters)
+    d.follow_penalties(clock[0] + 1)
+    assert len(d.capture.filters) == count             # nothing changed: no rebuild
+    assert 'its packets are refused unexamined' in d.stream.getvalue()
 
 
 def test_reload_keeps_the_running_configuration_on_error(tmp_path):
