@@ -18,6 +18,7 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 
 import pytest
 
@@ -63,7 +64,16 @@ def knock_then_probe(probe, knock, address):
     return res.stdout.strip().splitlines()[-1]
 
 
-def test_readme_fleet_commands(tmp_path):
+@pytest.fixture
+def control_dir():
+    """ssh's ControlPath sockets: a unix socket path has at most 108 bytes, and pytest's
+    tmp_path (under pytest-xdist: .../popen-gwN/...) can be longer than that leaves."""
+    path = tempfile.mkdtemp(prefix='pkcp-', dir='/tmp')
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_readme_fleet_commands(tmp_path, control_dir):
     work, home = tmp_path / 'clone', tmp_path / 'home'
     shutil.copytree(REPO, str(work), symlinks=True,
                     ignore=shutil.ignore_patterns('.git', '.lab', '.cache', '.venv', '.venv-compat', 'dist', 'my-fleet'))
@@ -75,6 +85,7 @@ def test_readme_fleet_commands(tmp_path):
         web1, db1, probe = hosts
         knock = probe.install_collection() + '/scripts/knock'
         env = dict(os.environ, HOME=str(home), ANSIBLE_NOCOLOR='1', ANSIBLE_FORKS='2',
+                   ANSIBLE_SSH_CONTROL_PATH_DIR=control_dir,
                    ANSIBLE_COLLECTIONS_PATH=str(home / '.ansible' / 'collections'),
                    ANSIBLE_REMOTE_USER='root', ANSIBLE_PRIVATE_KEY_FILE=web1.key,
                    ANSIBLE_PYTHON_INTERPRETER='/usr/bin/python3', ANSIBLE_HOST_KEY_CHECKING='False',
