@@ -353,11 +353,20 @@ class SpaReceiver:
                 % (count, PENALTY_WINDOW, self.penalty_seconds))
 
     def expire_penalties(self, now=None):
-        """Forget the penalties that ended by ``now`` (monotonic; default: the receiver's clock)."""
+        """Forget the penalties that ended by ``now`` (monotonic; default: the receiver's clock).
+
+        Every penalty lasts ``penalty_seconds`` from a monotonic start, so the dict's order (the
+        order they started) is the order they end: only its head is looked at, however many
+        sources a spoofing flood got penalized."""
         now = self.monotonic() if now is None else now
-        ended = [source for source, until in self._penalized_until.items() if until <= now]
-        for source in ended:
-            del self._penalized_until[source]
+        penalized = self._penalized_until
+        ended = 0
+        while penalized:
+            source = next(iter(penalized))
+            if penalized[source] > now:
+                break
+            del penalized[source]
+            ended += 1
         if ended:
             self.penalty_changes += 1
 
@@ -366,8 +375,9 @@ class SpaReceiver:
         return list(reversed(list(self._penalized_until)))
 
     def next_penalty_end(self):
-        """The monotonic time the next penalty ends, or None."""
-        return min(self._penalized_until.values()) if self._penalized_until else None
+        """The monotonic time the next penalty ends (the oldest one's), or None."""
+        penalized = self._penalized_until
+        return penalized[next(iter(penalized))] if penalized else None
 
     def _check(self, message, stanza, src, sport, dst, dport, digest):
         now = self.clock()

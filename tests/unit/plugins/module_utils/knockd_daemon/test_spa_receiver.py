@@ -330,6 +330,24 @@ def test_the_penalty_bookkeeping_is_bounded(monkeypatch):
     assert len(r._penalized_until) == 0
 
 
+def test_penalties_end_in_the_order_they_started_for_the_kernel_filter():
+    r, clock = penalized_receiver(failures=1, seconds=5)
+    junk = b'A' * 80
+    assert (r.penalized_sources(), r.next_penalty_end(), r.penalty_changes) == ([], None, 0)
+    for n in range(3):                         # penalized at 1000, 1001, 1002
+        r.decide(junk, '10.231.250.%d' % (10 + n))
+        clock.now += 1
+    assert r.penalized_sources() == ['10.231.250.12', '10.231.250.11', '10.231.250.10']   # newest first
+    assert (r.next_penalty_end(), r.penalty_changes) == (1005.0, 3)
+    r.expire_penalties(1005.5)
+    assert r.penalized_sources() == ['10.231.250.12', '10.231.250.11'] and r.next_penalty_end() == 1006.0
+    assert r.penalty_changes == 4
+    r.expire_penalties(1005.9)                 # nothing ended: no change for the filter
+    assert r.penalty_changes == 4
+    r.expire_penalties(1010.0)
+    assert (r.penalized_sources(), r.next_penalty_end(), r.penalty_changes) == ([], None, 5)
+
+
 def test_sources_are_matched_without_ipaddress_objects_and_cached():
     r = receiver(access_text(source='10.231.250.0/24, fd42:706b:6c61::/64'))
     assert r.decide(packet(), '10.231.250.255').accepted
